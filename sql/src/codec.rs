@@ -1,0 +1,1 @@
+//! Byte encodings of values for the state store.

@@ -1,0 +1,1 @@
+//! The aggregate function registry and accumulators.
