@@ -87,6 +87,21 @@ impl BindError {
     }
 }
 
+/// A bound query that cannot be turned into a dataflow.
+#[derive(Debug, Clone, Error, PartialEq)]
+pub enum PlanError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl PlanError {
+    pub fn sqlstate(&self) -> &'static str {
+        match self {
+            PlanError::Invalid(_) => "42601",
+        }
+    }
+}
+
 /// An expression that fails on a particular row.
 #[derive(Debug, Clone, Error, PartialEq)]
 pub enum EvalError {
@@ -109,7 +124,10 @@ impl EvalError {
 }
 
 /// The closest candidate to `name` by edit distance, for "did you mean" hints.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let name = name.to_ascii_lowercase();
     candidates
         .into_iter()

@@ -7,12 +7,17 @@
 //! This crate never does I/O, never spawns threads and never imports tokio,
 //! pgwire, sled or rdkafka: the server drives it.
 
+pub mod binder;
+pub mod catalog;
 pub mod codec;
+pub mod dataflow;
 pub mod error;
 pub mod expr;
+pub mod parser;
+pub mod plan;
 pub mod types;
 pub mod value;
 
-pub use error::{BindError, EvalError, ParseError, Position};
+pub use error::{BindError, EvalError, ParseError, PlanError, Position};
 pub use types::DataType;
 pub use value::{Row, Value};

@@ -16,7 +16,10 @@ pub enum DataType {
     Double,
     /// Exact decimal; `scale` digits after the point. Precision above 28 is
     /// refused at bind time (the limit of `rust_decimal`).
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     String,
     Bytes,
     /// Milliseconds since the Unix epoch, UTC.

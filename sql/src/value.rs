@@ -138,9 +138,7 @@ fn cmp_numeric(a: &Value, b: &Value) -> Ordering {
         _ => match (a.as_i64(), b.as_i64()) {
             (Some(x), Some(y)) => x.cmp(&y),
             _ => match (a, b) {
-                (Value::Decimal(x), y) | (y, Value::Decimal(x))
-                    if y.as_i64().is_some() =>
-                {
+                (Value::Decimal(x), y) | (y, Value::Decimal(x)) if y.as_i64().is_some() => {
                     let y = Decimal::from(y.as_i64().unwrap_or_default());
                     let o = x.cmp(&y);
                     if matches!(a, Value::Decimal(_)) {
@@ -149,7 +147,10 @@ fn cmp_numeric(a: &Value, b: &Value) -> Ordering {
                         o.reverse()
                     }
                 }
-                _ => cmp_f64(a.as_f64().unwrap_or(f64::NAN), b.as_f64().unwrap_or(f64::NAN)),
+                _ => cmp_f64(
+                    a.as_f64().unwrap_or(f64::NAN),
+                    b.as_f64().unwrap_or(f64::NAN),
+                ),
             },
         },
     }
@@ -237,12 +238,7 @@ pub fn format_date(days: i32) -> String {
 
 /// Formats a time of day (ms since midnight) as `HH:MM:SS[.fff]`.
 pub fn format_time(ms: i64) -> String {
-    let (h, m, s, f) = (
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000,
-    );
+    let (h, m, s, f) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
     if f == 0 {
         format!("{h:02}:{m:02}:{s:02}")
     } else {
@@ -357,7 +353,10 @@ mod tests {
         assert_eq!(Value::Double(1.0).to_string(), "1");
         assert_eq!(Value::Double(0.25).to_string(), "0.25");
         assert_eq!(Value::Timestamp(0).to_string(), "1970-01-01 00:00:00");
-        assert_eq!(Value::Timestamp(1500).to_string(), "1970-01-01 00:00:01.500");
+        assert_eq!(
+            Value::Timestamp(1500).to_string(),
+            "1970-01-01 00:00:01.500"
+        );
         assert_eq!(Value::Date(1).to_string(), "1970-01-02");
         assert_eq!(Value::Time(3_723_004).to_string(), "01:02:03.004");
     }

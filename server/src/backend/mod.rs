@@ -1,0 +1,46 @@
+//! Log backends: where topics live. The embedded log (segment files) is the
+//! default; Kafka comes with `--kafka-brokers`. Everything above this module
+//! sees topics only through [`LogBackend`].
+
+pub mod embedded;
+
+use std::time::Duration;
+
+use rill_storage::{Record, RecordRef, Result};
+
+/// Topics of partitioned, offset-addressed records.
+///
+/// # Invariants
+/// Offsets in a partition are consecutive from `start_offset`; a record
+/// below `end_offset` never changes once `sync` covered it.
+pub trait LogBackend: Send + Sync {
+    /// Creates a topic, or checks an existing one has `partitions`.
+    fn create_topic(&self, name: &str, partitions: u32) -> Result<()>;
+    fn topic_partitions(&self, name: &str) -> Option<u32>;
+    /// All topics with their partition counts, sorted by name.
+    fn topics(&self) -> Vec<(String, u32)>;
+    fn delete_topic(&self, name: &str) -> Result<()>;
+    /// Appends records (not yet durable); returns the new end offset.
+    fn append(&self, topic: &str, partition: u32, records: &[RecordRef<'_>]) -> Result<u64>;
+    /// Makes everything below `upto` durable.
+    fn sync(&self, topic: &str, partition: u32, upto: u64) -> Result<()>;
+    /// Appends up to `max` records at offsets >= `from` to `out`.
+    fn read(
+        &self,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        max: usize,
+        out: &mut Vec<Record>,
+    ) -> Result<()>;
+    fn start_offset(&self, topic: &str, partition: u32) -> Result<u64>;
+    fn end_offset(&self, topic: &str, partition: u32) -> Result<u64>;
+    /// Drops records at offsets >= `end` (recovery).
+    fn truncate(&self, topic: &str, partition: u32, end: u64) -> Result<()>;
+    /// A counter bumped by every append anywhere.
+    fn appended(&self) -> u64;
+    /// Blocks until `appended()` differs from `seen` or the timeout passes.
+    fn wait_for_append(&self, seen: u64, timeout: Duration) -> u64;
+    /// A short name for SHOW and logs.
+    fn name(&self) -> &'static str;
+}

@@ -1,0 +1,31 @@
+//! Command-line and environment configuration.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// rill: a streaming SQL server speaking the Postgres wire protocol.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rill", version, about)]
+pub struct Config {
+    /// Address to listen on for Postgres clients.
+    #[arg(long, env = "RILL_LISTEN", default_value = "127.0.0.1:6874")]
+    pub listen: SocketAddr,
+
+    /// Directory for the embedded log, the state store and the catalog.
+    #[arg(long, env = "RILL_DATA_DIR", default_value = "./rill-data")]
+    pub data_dir: PathBuf,
+
+    /// How often running queries commit their state and outputs, in ms
+    /// (they also commit whenever their input is drained).
+    #[arg(long, env = "RILL_COMMIT_INTERVAL_MS", default_value_t = 100)]
+    pub commit_interval_ms: u64,
+}
+
+impl Config {
+    pub fn commit_interval(&self) -> Duration {
+        Duration::from_millis(self.commit_interval_ms.max(1))
+    }
+}

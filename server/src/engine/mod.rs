@@ -1,0 +1,165 @@
+//! The engine: the state every session shares. It owns the store, the log
+//! backend, the catalog and the running queries, recovers them at startup,
+//! and is the one place that commits catalog changes and log ends.
+
+pub mod catalog;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use rill_storage::{keys, Store, WriteBatch};
+use tracing::{info, warn};
+
+use crate::backend::embedded::EmbeddedLog;
+use crate::backend::LogBackend;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::runtime::Runtime;
+pub use catalog::{Catalog, CatalogEntry, QueryDesc, QueryKind};
+
+pub struct Engine {
+    pub config: Config,
+    pub store: Store,
+    pub log: Arc<dyn LogBackend>,
+    pub catalog: RwLock<Catalog>,
+    pub runtime: Runtime,
+    /// Committed end of every topic partition written so far. Held while a
+    /// batch that moves ends commits, so ends only ever grow in the store.
+    log_ends: Mutex<HashMap<(String, u32), u64>>,
+    /// Serializes statements that change the catalog.
+    pub ddl: Mutex<()>,
+}
+
+/// Locks a std mutex, recovering the data if a panicking thread poisoned it
+/// (our critical sections leave data consistent at every step).
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Engine {
+    /// Opens the data directory, cuts every log back to its committed end,
+    /// loads the catalog and starts the persistent queries.
+    pub fn open(config: Config) -> Result<Arc<Engine>> {
+        let started = Instant::now();
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Internal(format!("cannot create {}: {e}", config.data_dir.display()))
+        })?;
+        let store = Store::open(&config.data_dir)?;
+        let log: Arc<dyn LogBackend> = Arc::new(EmbeddedLog::open(&config.data_dir)?);
+
+        // Records past the committed end were never acknowledged: drop them.
+        let mut log_ends = HashMap::new();
+        for entry in store.scan_prefix(&keys::all_log_ends_prefix()) {
+            let (k, v) = entry?;
+            let Some((topic, partition)) = keys::decode_log_end(&k) else {
+                continue;
+            };
+            let end = keys::decode_u64(&v)?;
+            if log.topic_partitions(topic).is_some() && log.end_offset(topic, partition)? > end {
+                warn!(topic, partition, end, "truncating uncommitted log tail");
+                log.truncate(topic, partition, end)?;
+            }
+            log_ends.insert((topic.to_string(), partition), end);
+        }
+
+        let mut catalog = Catalog::default();
+        for entry in store.scan_prefix(&keys::catalog_prefix()) {
+            let (k, v) = entry?;
+            let Some(id) = keys::decode_catalog(&k) else {
+                continue;
+            };
+            let entry: CatalogEntry = serde_json::from_slice(&v)
+                .map_err(|e| Error::Internal(format!("catalog entry {id} is unreadable: {e}")))?;
+            catalog.load(id, entry);
+        }
+        let queries: Vec<QueryDesc> = {
+            let mut qs: Vec<(u64, QueryDesc)> = catalog.queries.values().cloned().collect();
+            qs.sort_by_key(|(id, _)| *id);
+            qs.into_iter().map(|(_, q)| q).collect()
+        };
+        let engine = Arc::new(Engine {
+            config,
+            store,
+            log,
+            catalog: RwLock::new(catalog),
+            runtime: Runtime::default(),
+            log_ends: Mutex::new(log_ends),
+            ddl: Mutex::new(()),
+        });
+        for q in queries {
+            if let Err(e) = engine.runtime.start(&engine, q.clone()) {
+                warn!(query = %q.id, error = %e, "query failed to start");
+                engine.runtime.record_failure(&q.id, e.to_string());
+            }
+        }
+        info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            queries = engine.runtime.count(),
+            "recovered"
+        );
+        Ok(engine)
+    }
+
+    /// A snapshot of the catalog for binding.
+    pub fn catalog(&self) -> Catalog {
+        self.catalog
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Commits `batch` with the new committed ends of the log partitions it
+    /// wrote (the records must already be synced).
+    pub fn commit(
+        &self,
+        mut batch: WriteBatch,
+        ends: &[(String, u32, u64)],
+        durable: bool,
+    ) -> Result<()> {
+        let mut current = lock(&self.log_ends);
+        let mut updated = Vec::new();
+        for (topic, partition, end) in ends {
+            let key = (topic.clone(), *partition);
+            let end = current.get(&key).copied().unwrap_or(0).max(*end);
+            batch.put(
+                keys::log_end(topic, *partition),
+                keys::encode_u64(end).to_vec(),
+            );
+            updated.push((key, end));
+        }
+        self.store.commit(batch, durable)?;
+        current.extend(updated);
+        Ok(())
+    }
+
+    /// Forgets the committed ends of a deleted topic.
+    pub fn forget_topic(&self, topic: &str, batch: &mut WriteBatch) -> Result<()> {
+        self.store
+            .delete_prefix_into(&keys::log_end_prefix(topic), batch)?;
+        lock(&self.log_ends).retain(|(t, _), _| t != topic);
+        Ok(())
+    }
+
+    /// Adds catalog entries to a batch, returning their ids.
+    pub fn catalog_put(
+        &self,
+        catalog: &mut Catalog,
+        batch: &mut WriteBatch,
+        entry: &CatalogEntry,
+    ) -> Result<u64> {
+        let id = catalog.next_id;
+        catalog.next_id += 1;
+        let bytes = serde_json::to_vec(entry).map_err(|e| Error::Internal(e.to_string()))?;
+        batch.put(keys::catalog(id), bytes);
+        Ok(id)
+    }
+
+    /// Stops every query after a final commit (graceful shutdown).
+    pub fn shutdown(&self) {
+        self.runtime.stop_all();
+        if let Err(e) = self.store.flush() {
+            warn!(error = %e, "final flush failed");
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! Persistent queries: CREATE STREAM/TABLE ... AS SELECT, INSERT INTO ...
+//! SELECT, TERMINATE.
+
+use std::sync::Arc;
+
+use rill_sql::binder::{bind_select, sink_properties, BoundQuery, SelectMode};
+use rill_sql::catalog::{Catalog as _, RelationDesc};
+use rill_sql::parser::{CreateAs, RelationKind, Select};
+use rill_sql::plan::plan_query;
+use rill_sql::BindError;
+use rill_storage::WriteBatch;
+use tracing::info;
+
+use super::ddl::{ensure_topic, initial_offsets, remove_query};
+use super::Output;
+use crate::engine::{lock, Catalog, CatalogEntry, Engine, QueryDesc, QueryKind};
+use crate::error::{Error, Result};
+use crate::record::RecordCodec;
+use crate::session::Session;
+
+fn source_of(bound: &BoundQuery) -> Result<RelationDesc> {
+    bound
+        .source
+        .clone()
+        .ok_or_else(|| Error::Invalid("a persistent query needs FROM".into()))
+}
+
+pub(super) fn create_as(
+    engine: &Arc<Engine>,
+    session: &Session,
+    c: CreateAs,
+    sql: &str,
+) -> Result<Output> {
+    let _ddl = lock(&engine.ddl);
+    let mut catalog = engine.catalog();
+    let tag = format!("CREATE {}", c.kind.name().to_uppercase());
+    let existing = catalog.relation(&c.name).cloned();
+    if let Some(old) = &existing {
+        if c.if_not_exists {
+            return Ok(Output::Command(tag));
+        }
+        if !c.or_replace {
+            return Err(BindError::Duplicate {
+                kind: old.kind.name(),
+                name: c.name.clone(),
+            }
+            .into());
+        }
+    }
+    let bound = bind_select(&c.select, &catalog, SelectMode::Persistent)?;
+    let source = source_of(&bound)?;
+    let produces_table = bound.aggregate.is_some() || source.kind == RelationKind::Table;
+    match (c.kind, produces_table) {
+        (RelationKind::Stream, true) => {
+            return Err(Error::Invalid(
+                "this query produces a TABLE (it aggregates or reads a table): use CREATE TABLE ... AS SELECT".into(),
+            ))
+        }
+        (RelationKind::Table, false) => {
+            return Err(Error::Invalid(
+                "this query produces a STREAM (it reads a stream without GROUP BY): use CREATE STREAM ... AS SELECT".into(),
+            ))
+        }
+        _ => {}
+    }
+    plan_query(&bound)?;
+    let props = sink_properties(&c, &source.format)?;
+    let mut format = props.format.clone();
+    let key_cols = bound
+        .output
+        .iter()
+        .filter(|k| k.key && k.name != "WINDOWSTART" && k.name != "WINDOWEND")
+        .count();
+    let key_format_given = c
+        .properties
+        .iter()
+        .any(|(n, _)| n == "KEY_FORMAT" || n == "FORMAT");
+    if !key_format_given && (key_cols > 1 || format.key_format == "NONE") && key_cols > 0 {
+        // The KAFKA format holds one column; several key columns need JSON.
+        format.key_format = if key_cols > 1 {
+            "JSON".into()
+        } else {
+            "KAFKA".into()
+        };
+    }
+
+    if let Some(old) = &existing {
+        return replace(engine, catalog, old, c, bound, format, sql);
+    }
+
+    let id = format!(
+        "{}_{}_{}",
+        if c.kind == RelationKind::Stream {
+            "CSAS"
+        } else {
+            "CTAS"
+        },
+        c.name,
+        catalog.next_id
+    );
+    let topic = props.topic.clone().unwrap_or_else(|| c.name.clone());
+    let partitions = props
+        .partitions
+        .or_else(|| engine.log.topic_partitions(&source.topic));
+    let sink = RelationDesc {
+        name: c.name.clone(),
+        kind: c.kind,
+        columns: bound.output.clone(),
+        window: bound.window().map(|w| w.kind),
+        topic: topic.clone(),
+        partitions: partitions.unwrap_or(1),
+        format,
+        timestamp_column: None,
+        timestamp_format: None,
+        read_only: false,
+        written_by: Some(id.clone()),
+    };
+    RecordCodec::try_new(&sink)?;
+    let mut sink = sink;
+    sink.partitions = ensure_topic(engine, &topic, props.partitions.or(partitions))?;
+    let desc = QueryDesc {
+        id: id.clone(),
+        kind: if c.kind == RelationKind::Stream {
+            QueryKind::CreateStreamAs
+        } else {
+            QueryKind::CreateTableAs
+        },
+        sql: sql.to_string(),
+        source: source.name.clone(),
+        sink: c.name.clone(),
+        earliest: session.earliest(),
+    };
+    let mut batch = WriteBatch::new();
+    let rid = engine.catalog_put(
+        &mut catalog,
+        &mut batch,
+        &CatalogEntry::Relation(sink.clone()),
+    )?;
+    catalog.relations.insert(c.name.clone(), (rid, sink));
+    start_query(engine, catalog, batch, desc, &source.topic)?;
+    Ok(Output::Command(tag))
+}
+
+/// Persists a new query (with its first offsets) and starts it.
+fn start_query(
+    engine: &Arc<Engine>,
+    mut catalog: Catalog,
+    mut batch: WriteBatch,
+    desc: QueryDesc,
+    topic: &str,
+) -> Result<()> {
+    let qid = engine.catalog_put(&mut catalog, &mut batch, &CatalogEntry::Query(desc.clone()))?;
+    catalog.queries.insert(desc.id.clone(), (qid, desc.clone()));
+    initial_offsets(engine, &mut batch, &desc.id, topic, desc.earliest)?;
+    engine.commit(batch, &[], true)?;
+    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+    info!(query = %desc.id, earliest = desc.earliest, "started query");
+    engine.runtime.start(engine, desc)
+}
+
+/// CREATE OR REPLACE of a query's output: the new query takes over the old
+/// one's offsets and state, which is only sound when the aggregation and
+/// the output schema are unchanged (filters and projections may change).
+fn replace(
+    engine: &Arc<Engine>,
+    mut catalog: Catalog,
+    old: &RelationDesc,
+    c: CreateAs,
+    bound: BoundQuery,
+    format: rill_sql::catalog::FormatSpec,
+    sql: &str,
+) -> Result<Output> {
+    let Some(old_id) = old.written_by.clone() else {
+        return Err(Error::Invalid(format!(
+            "\"{}\" is not the output of a query: drop it first",
+            c.name
+        )));
+    };
+    let Some(old_query) = catalog.query(&old_id).cloned() else {
+        return Err(Error::UnknownQuery(old_id));
+    };
+    let old_bound = {
+        let parsed = rill_sql::parser::parse_statement(&old_query.sql)?;
+        match parsed.statement {
+            rill_sql::parser::Statement::CreateAs(oc) => {
+                bind_select(&oc.select, &catalog, SelectMode::Persistent)?
+            }
+            _ => return Err(Error::Internal("old query is not CREATE AS".into())),
+        }
+    };
+    if old_bound.aggregate != bound.aggregate
+        || old.columns != bound.output
+        || old.kind != c.kind
+        || old_query.source != source_of(&bound)?.name
+    {
+        return Err(Error::Unsupported(format!(
+            "cannot replace \"{}\" in place: the source, aggregation or output columns changed; DROP it and create it again",
+            c.name
+        )));
+    }
+    engine.runtime.stop(&old_id);
+    let mut desc = old_query.clone();
+    desc.sql = sql.to_string();
+    let (qid, _) = catalog
+        .queries
+        .get(&old_id)
+        .cloned()
+        .ok_or_else(|| Error::UnknownQuery(old_id.clone()))?;
+    catalog.queries.insert(old_id.clone(), (qid, desc.clone()));
+    let mut batch = WriteBatch::new();
+    let bytes = serde_json::to_vec(&CatalogEntry::Query(desc.clone()))
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    batch.put(rill_storage::keys::catalog(qid), bytes);
+    if let Some((rid, rel)) = catalog.relations.get_mut(&c.name) {
+        rel.format = format;
+        let bytes = serde_json::to_vec(&CatalogEntry::Relation(rel.clone()))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        batch.put(rill_storage::keys::catalog(*rid), bytes);
+    }
+    engine.commit(batch, &[], true)?;
+    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+    engine.runtime.start(engine, desc)?;
+    Ok(Output::Command(format!(
+        "CREATE {}",
+        c.kind.name().to_uppercase()
+    )))
+}
+
+pub(super) fn insert_select(
+    engine: &Arc<Engine>,
+    session: &Session,
+    target: String,
+    select: Select,
+    sql: &str,
+) -> Result<Output> {
+    let _ddl = lock(&engine.ddl);
+    let catalog = engine.catalog();
+    let Some(target_rel) = catalog.relation(&target).cloned() else {
+        return Err(BindError::UnknownRelation {
+            kind: "stream",
+            hint: rill_sql::error::did_you_mean(
+                &target,
+                catalog.relation_names().iter().map(String::as_str),
+            ),
+            name: target,
+        }
+        .into());
+    };
+    if target_rel.kind != RelationKind::Stream {
+        return Err(Error::Invalid(format!(
+            "INSERT INTO ... SELECT needs a stream target; \"{target}\" is a table"
+        )));
+    }
+    let bound = bind_select(&select, &catalog, SelectMode::Persistent)?;
+    let source = source_of(&bound)?;
+    if source.kind != RelationKind::Stream || bound.aggregate.is_some() {
+        return Err(Error::Invalid(
+            "INSERT INTO ... SELECT must read a stream without GROUP BY".into(),
+        ));
+    }
+    let same = bound.output.len() == target_rel.columns.len()
+        && bound
+            .output
+            .iter()
+            .zip(&target_rel.columns)
+            .all(|(a, b)| a.name == b.name && a.data_type == b.data_type);
+    if !same {
+        let describe = |cols: &[rill_sql::catalog::ColumnDesc]| {
+            cols.iter()
+                .map(|c| format!("{} {}", c.name, c.data_type))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        return Err(BindError::TypeMismatch(format!(
+            "the query's columns ({}) do not match the columns of \"{}\" ({})",
+            describe(&bound.output),
+            target,
+            describe(&target_rel.columns)
+        ))
+        .into());
+    }
+    plan_query(&bound)?;
+    let desc = QueryDesc {
+        id: format!("INSERTQUERY_{}", catalog.next_id),
+        kind: QueryKind::InsertInto,
+        sql: sql.to_string(),
+        source: source.name.clone(),
+        sink: target,
+        earliest: session.earliest(),
+    };
+    start_query(engine, catalog, WriteBatch::new(), desc, &source.topic)?;
+    Ok(Output::Command("INSERT 0 0".into()))
+}
+
+pub(super) fn terminate(engine: &Arc<Engine>, id: Option<&str>) -> Result<Output> {
+    let _ddl = lock(&engine.ddl);
+    let mut catalog = engine.catalog();
+    let ids: Vec<String> = match id {
+        Some(id) => {
+            match catalog.query(id) {
+                None => return Err(Error::UnknownQuery(id.to_string())),
+                Some(q) if q.kind == QueryKind::SourceTable => {
+                    return Err(Error::Invalid(format!(
+                        "query {id} materializes source table {}: DROP TABLE {} instead",
+                        q.sink, q.sink
+                    )))
+                }
+                Some(_) => {}
+            }
+            vec![id.to_string()]
+        }
+        None => catalog
+            .queries
+            .values()
+            .filter(|(_, q)| q.kind != QueryKind::SourceTable)
+            .map(|(_, q)| q.id.clone())
+            .collect(),
+    };
+    let mut batch = WriteBatch::new();
+    for id in &ids {
+        engine.runtime.stop(id);
+        remove_query(engine, &mut catalog, &mut batch, id)?;
+    }
+    engine.commit(batch, &[], true)?;
+    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+    Ok(Output::Command("TERMINATE".into()))
+}

@@ -1,0 +1,232 @@
+//! SELECT: pull queries (read the current state once) and push queries
+//! (`EMIT CHANGES`: stream rows as they arrive).
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rill_sql::binder::{bind_select, BoundQuery, SelectMode};
+use rill_sql::catalog::RelationDesc;
+use rill_sql::codec;
+use rill_sql::dataflow::{Change, Filter, Metrics, Operator, Pipeline, Project};
+use rill_sql::expr::cast::cast;
+use rill_sql::expr::{BinaryOp, Expr};
+use rill_sql::parser::{RelationKind, Select};
+use rill_sql::{Row, Value};
+use rill_storage::{keys, Record};
+
+use super::{blocking, Output};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::record::RecordCodec;
+use crate::runtime::{push, wait_fresh};
+use crate::session::Session;
+
+/// How long a pull query waits for upstream queries to catch up.
+const FRESHNESS_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) async fn run(engine: &Arc<Engine>, session: &Session, select: Select) -> Result<Output> {
+    let catalog = engine.catalog();
+    let mode = if select.emit.is_some() {
+        SelectMode::Push
+    } else {
+        SelectMode::Pull
+    };
+    let bound = bind_select(&select, &catalog, mode)?;
+    let columns = bound
+        .output
+        .iter()
+        .map(|c| (c.name.clone(), c.data_type.clone()))
+        .collect();
+    if mode == SelectMode::Push {
+        let rows = push::start(engine, bound, session.earliest())?;
+        return Ok(Output::Stream { columns, rows });
+    }
+    let rows = match &bound.source {
+        None => vec![bound
+            .projection
+            .iter()
+            .map(|e| e.eval(&[]))
+            .collect::<std::result::Result<Row, _>>()?],
+        Some(rel) if rel.kind == RelationKind::Table => {
+            let mut cancelled = session.cancelled();
+            tokio::select! {
+                r = wait_fresh(engine, &rel.name, FRESHNESS_TIMEOUT) => r?,
+                _ = cancelled.changed() => return Err(Error::Canceled),
+            }
+            blocking(|| scan_table(engine, rel, &bound))?
+        }
+        Some(rel) => blocking(|| scan_stream(engine, rel, &bound))?,
+    };
+    Ok(Output::Rows {
+        columns,
+        rows: order_and_limit(rows, &bound),
+    })
+}
+
+fn pull_pipeline(bound: &BoundQuery) -> Pipeline {
+    let mut ops = Vec::new();
+    if let Some(f) = &bound.filter {
+        ops.push(Operator::Filter(Filter {
+            predicate: f.clone(),
+        }));
+    }
+    ops.push(Operator::Project(Project {
+        exprs: bound.projection.clone(),
+    }));
+    Pipeline::new(ops)
+}
+
+fn finish(mut pipeline: Pipeline, mut changes: Vec<Change>) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    pipeline.process(&mut changes, &mut out);
+    report(&pipeline.metrics)?;
+    Ok(out.into_iter().map(|c| c.row).collect())
+}
+
+/// A pull query fails on the first row its expressions fail on.
+fn report(m: &Metrics) -> Result<()> {
+    match &m.last_error {
+        Some(e) if m.errors > 0 => Err(Error::Invalid(format!("expression failed on a row: {e}"))),
+        _ => Ok(()),
+    }
+}
+
+/// Values of the leading key columns the filter pins with `=`, cast to the
+/// columns' types: the store key prefix to scan.
+fn key_prefix(filter: Option<&Expr>, rel: &RelationDesc) -> Vec<Value> {
+    let mut conjuncts = Vec::new();
+    fn split<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+        match e {
+            Expr::Binary {
+                op: BinaryOp::And,
+                left,
+                right,
+            } => {
+                split(left, out);
+                split(right, out);
+            }
+            other => out.push(other),
+        }
+    }
+    if let Some(f) = filter {
+        split(f, &mut conjuncts);
+    }
+    let mut prefix = Vec::new();
+    for k in rel.key_indices() {
+        let found = conjuncts.iter().find_map(|c| match c {
+            Expr::Binary {
+                op: BinaryOp::Eq,
+                left,
+                right,
+            } => match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(i), Expr::Literal(v)) | (Expr::Literal(v), Expr::Column(i))
+                    if *i == k =>
+                {
+                    Some(v.clone())
+                }
+                _ => None,
+            },
+            _ => None,
+        });
+        match found.and_then(|v| cast(v, &rel.columns[k].data_type).ok()) {
+            Some(v) if !v.is_null() => prefix.push(v),
+            _ => break,
+        }
+    }
+    prefix
+}
+
+fn scan_table(engine: &Engine, rel: &RelationDesc, bound: &BoundQuery) -> Result<Vec<Row>> {
+    let mut prefix = Vec::new();
+    codec::encode_key(&key_prefix(bound.filter.as_ref(), rel), &mut prefix);
+    let mut changes = Vec::new();
+    for entry in engine
+        .store
+        .scan_prefix(&keys::table_row(&rel.name, &prefix))
+    {
+        let (_, v) = entry?;
+        let mut row = codec::decode_row(&v)?;
+        // Stored rows are the columns plus ROWTIME.
+        let time = row.last().and_then(Value::as_i64).unwrap_or_default();
+        row.push(Value::Null); // ROWPARTITION
+        row.push(Value::Null); // ROWOFFSET
+        changes.push(Change::insert(row, time));
+    }
+    finish(pull_pipeline(bound), changes)
+}
+
+/// A pull query over a stream reads its topic up to the current end.
+fn scan_stream(engine: &Engine, rel: &RelationDesc, bound: &BoundQuery) -> Result<Vec<Row>> {
+    let mut codec = RecordCodec::try_new(rel)?;
+    let partitions = engine.log.topic_partitions(&rel.topic).unwrap_or(0);
+    let mut pipeline = pull_pipeline(bound);
+    let mut rows = Vec::new();
+    let mut records: Vec<Record> = Vec::new();
+    for p in 0..partitions {
+        let end = engine.log.end_offset(&rel.topic, p)?;
+        let mut next = engine.log.start_offset(&rel.topic, p)?;
+        while next < end {
+            records.clear();
+            engine.log.read(&rel.topic, p, next, 4096, &mut records)?;
+            if records.is_empty() {
+                break;
+            }
+            let mut changes = Vec::new();
+            for rec in records.iter().take_while(|r| r.offset < end) {
+                next = rec.offset + 1;
+                if let Ok(Some(c)) = codec.decode(p, rec) {
+                    changes.push(c);
+                }
+            }
+            if records.last().is_some_and(|r| r.offset >= end) {
+                next = end;
+            }
+            let mut out = Vec::new();
+            pipeline.process(&mut changes, &mut out);
+            rows.extend(out.into_iter().map(|c| c.row));
+        }
+    }
+    report(&pipeline.metrics)?;
+    Ok(rows)
+}
+
+fn order_and_limit(mut rows: Vec<Row>, bound: &BoundQuery) -> Vec<Row> {
+    if !bound.order_by.is_empty() {
+        let keyed: Vec<(Vec<Value>, Row)> = rows
+            .into_iter()
+            .map(|r| {
+                (
+                    bound
+                        .order_by
+                        .iter()
+                        .map(|(e, _)| e.eval(&r).unwrap_or_default())
+                        .collect(),
+                    r,
+                )
+            })
+            .collect();
+        let mut keyed = keyed;
+        keyed.sort_by(|(a, _), (b, _)| {
+            for ((x, y), (_, asc)) in a.iter().zip(b).zip(&bound.order_by) {
+                // NULLs sort last ascending, first descending (Postgres).
+                let o = match (x.is_null(), y.is_null()) {
+                    (true, true) => Ordering::Equal,
+                    (true, false) => Ordering::Greater,
+                    (false, true) => Ordering::Less,
+                    _ => x.cmp(y),
+                };
+                let o = if *asc { o } else { o.reverse() };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            Ordering::Equal
+        });
+        rows = keyed.into_iter().map(|(_, r)| r).collect();
+    }
+    if let Some(l) = bound.limit {
+        rows.truncate(l as usize);
+    }
+    rows
+}

@@ -1,0 +1,275 @@
+//! A relation's rows <-> its topic's records: key columns through the key
+//! format, the rest through the value format, event time from the
+//! `timestamp` column or the record's own timestamp.
+
+use rill_sql::catalog::{RelationDesc, PSEUDO_COLUMNS};
+use rill_sql::dataflow::Change;
+use rill_sql::expr::func;
+use rill_sql::parser::RelationKind;
+use rill_sql::{DataType, Row, Value};
+use rill_storage::Record;
+
+use crate::error::{Error, Result};
+use crate::format::{Decoder, Encoder, FormatKind, FormatOptions};
+
+/// Encodes and decodes the records of one relation.
+pub struct RecordCodec {
+    kind: RelationKind,
+    width: usize,
+    key_idx: Vec<usize>,
+    value_idx: Vec<usize>,
+    /// Windowed tables: WINDOWSTART/WINDOWEND positions, carried as 16
+    /// trailing key bytes (start, end; big-endian) after the key columns.
+    window_idx: Option<(usize, usize)>,
+    key_dec: Decoder,
+    value_dec: Decoder,
+    key_enc: Encoder,
+    value_enc: Encoder,
+    timestamp: Option<(usize, DataType, Option<String>)>,
+    scratch: Vec<Value>,
+    round_robin: u32,
+}
+
+fn options(rel: &RelationDesc) -> Result<FormatOptions> {
+    let mut o = FormatOptions::default();
+    if let Some(d) = &rel.format.value_delimiter {
+        o.delimiter = FormatOptions::parse_delimiter(d)?;
+    }
+    if let Some(w) = rel.format.wrap_single_value {
+        o.wrap_single_value = w;
+    }
+    Ok(o)
+}
+
+impl RecordCodec {
+    pub fn try_new(rel: &RelationDesc) -> Result<RecordCodec> {
+        let windowed = rel.window.is_some();
+        let is_window_col = |n: &str| windowed && (n == "WINDOWSTART" || n == "WINDOWEND");
+        let mut key_idx = Vec::new();
+        let mut value_idx = Vec::new();
+        for (i, c) in rel.columns.iter().enumerate() {
+            if is_window_col(&c.name) {
+                continue;
+            }
+            if c.key {
+                key_idx.push(i);
+            } else {
+                value_idx.push(i);
+            }
+        }
+        let cols = |idx: &[usize]| -> Vec<(String, DataType)> {
+            idx.iter()
+                .map(|&i| {
+                    (
+                        rel.columns[i].name.clone(),
+                        rel.columns[i].data_type.clone(),
+                    )
+                })
+                .collect()
+        };
+        let (key_cols, value_cols) = (cols(&key_idx), cols(&value_idx));
+        let key_kind = FormatKind::parse(&rel.format.key_format)?;
+        let key_kind = if key_cols.is_empty() {
+            FormatKind::None
+        } else {
+            key_kind
+        };
+        let value_kind = FormatKind::parse(&rel.format.value_format)?;
+        let key_opts = FormatOptions::for_key();
+        let value_opts = options(rel)?;
+        let window_idx = if windowed {
+            match (
+                rel.column_index("WINDOWSTART"),
+                rel.column_index("WINDOWEND"),
+            ) {
+                (Some(s), Some(e)) => Some((s, e)),
+                _ => {
+                    return Err(Error::Internal(format!(
+                        "windowed table {} lacks window columns",
+                        rel.name
+                    )))
+                }
+            }
+        } else {
+            None
+        };
+        let timestamp = match &rel.timestamp_column {
+            Some(name) => {
+                let i = rel
+                    .column_index(name)
+                    .ok_or_else(|| Error::Internal(format!("timestamp column {name} missing")))?;
+                Some((
+                    i,
+                    rel.columns[i].data_type.clone(),
+                    rel.timestamp_format.clone(),
+                ))
+            }
+            None => None,
+        };
+        Ok(RecordCodec {
+            kind: rel.kind,
+            width: rel.columns.len(),
+            key_dec: Decoder::try_new(key_kind, &key_cols, &key_opts)?,
+            value_dec: Decoder::try_new(value_kind, &value_cols, &value_opts)?,
+            key_enc: Encoder::try_new(key_kind, &key_cols, &key_opts)?,
+            value_enc: Encoder::try_new(value_kind, &value_cols, &value_opts)?,
+            key_idx,
+            value_idx,
+            window_idx,
+            timestamp,
+            scratch: Vec::new(),
+            round_robin: 0,
+        })
+    }
+
+    /// Whether the relation has key columns.
+    pub fn keyed(&self) -> bool {
+        !self.key_idx.is_empty()
+    }
+
+    /// Encodes a row: (key bytes, value bytes); value `None` for a tombstone
+    /// (`tombstone` true: a deleted table row).
+    pub fn encode(
+        &mut self,
+        row: &[Value],
+        tombstone: bool,
+    ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+        let key = if self.key_idx.is_empty() && self.window_idx.is_none() {
+            None
+        } else {
+            self.scratch.clear();
+            self.scratch.extend(
+                self.key_idx
+                    .iter()
+                    .map(|&i| row.get(i).cloned().unwrap_or_default()),
+            );
+            let mut k = Vec::new();
+            self.key_enc.encode(&self.scratch, &mut k)?;
+            if let Some((s, e)) = self.window_idx {
+                for i in [s, e] {
+                    let v = row.get(i).and_then(Value::as_i64).unwrap_or_default();
+                    k.extend_from_slice(&v.to_be_bytes());
+                }
+            }
+            Some(k)
+        };
+        if tombstone {
+            return Ok((key, None));
+        }
+        self.scratch.clear();
+        self.scratch.extend(
+            self.value_idx
+                .iter()
+                .map(|&i| row.get(i).cloned().unwrap_or_default()),
+        );
+        let mut v = Vec::new();
+        let present = self.value_enc.encode_opt(&self.scratch, &mut v)?;
+        Ok((key, present.then_some(v)))
+    }
+
+    /// The partition for a record with this key.
+    pub fn partition(&mut self, key: Option<&[u8]>, partitions: u32) -> u32 {
+        let n = partitions.max(1);
+        match key {
+            Some(k) => crc32fast::hash(k) % n,
+            None => {
+                self.round_robin = self.round_robin.wrapping_add(1);
+                self.round_robin % n
+            }
+        }
+    }
+
+    /// Decodes a record into a change whose row is the relation's query
+    /// schema (columns, then ROWTIME, ROWPARTITION, ROWOFFSET). `None` for
+    /// a record that carries nothing (a stream tombstone).
+    pub fn decode(
+        &mut self,
+        partition: u32,
+        rec: &Record,
+    ) -> std::result::Result<Option<Change>, String> {
+        let mut row: Row = Vec::with_capacity(self.width + PSEUDO_COLUMNS.len());
+        row.resize(self.width, Value::Null);
+        // Key.
+        if !self.key_idx.is_empty() || self.window_idx.is_some() {
+            let Some(mut key) = rec.key.as_deref() else {
+                return Err("record has no key".into());
+            };
+            if let Some((s, e)) = self.window_idx {
+                if key.len() < 16 {
+                    return Err("windowed key is shorter than its window bounds".into());
+                }
+                let (k, w) = key.split_at(key.len() - 16);
+                let (ws, we) = w.split_at(8);
+                let be = |b: &[u8]| b.try_into().map(i64::from_be_bytes).unwrap_or_default();
+                row[s] = Value::BigInt(be(ws));
+                row[e] = Value::BigInt(be(we));
+                key = k;
+            }
+            self.scratch.clear();
+            self.key_dec
+                .decode(key, &mut self.scratch)
+                .map_err(|e| format!("key: {e}"))?;
+            for (v, &i) in self.scratch.drain(..).zip(&self.key_idx) {
+                row[i] = v;
+            }
+        }
+        // Value.
+        let diff = match rec.value.as_deref() {
+            None => {
+                if self.kind == RelationKind::Stream {
+                    return Ok(None);
+                }
+                -1
+            }
+            Some(bytes) => {
+                self.scratch.clear();
+                self.value_dec
+                    .decode(bytes, &mut self.scratch)
+                    .map_err(|e| format!("value: {e}"))?;
+                for (v, &i) in self.scratch.drain(..).zip(&self.value_idx) {
+                    row[i] = v;
+                }
+                1
+            }
+        };
+        let time = match &self.timestamp {
+            None => rec.timestamp,
+            Some((i, t, fmt)) => match (&row[*i], t) {
+                (Value::BigInt(ms) | Value::Timestamp(ms), _) => *ms,
+                (Value::String(s), DataType::String) => {
+                    let f = func::lookup("STRINGTOTIMESTAMP")
+                        .ok_or("STRINGTOTIMESTAMP is not registered")?;
+                    let pattern = Value::str(fmt.as_deref().unwrap_or("yyyy-MM-dd'T'HH:mm:ss.SSS"));
+                    match (f.eval)(&[Value::String(s.clone()), pattern]) {
+                        Ok(v) => v.as_i64().ok_or("timestamp column did not parse")?,
+                        Err(e) => return Err(format!("timestamp column: {e}")),
+                    }
+                }
+                (Value::Null, _) if diff < 0 => rec.timestamp,
+                (Value::Null, _) => return Err("timestamp column is NULL".into()),
+                (other, _) => return Err(format!("timestamp column has unexpected value {other}")),
+            },
+        };
+        row.push(Value::BigInt(time));
+        row.push(Value::Int(partition as i32));
+        row.push(Value::BigInt(rec.offset as i64));
+        Ok(Some(Change { row, time, diff }))
+    }
+
+    /// The event time of a row about to be inserted, if its timestamp column
+    /// gives one.
+    pub fn row_time(&self, row: &[Value]) -> Option<i64> {
+        let (i, t, fmt) = self.timestamp.as_ref()?;
+        match (&row[*i], t) {
+            (Value::BigInt(ms) | Value::Timestamp(ms), _) => Some(*ms),
+            (Value::String(s), DataType::String) => {
+                let f = func::lookup("STRINGTOTIMESTAMP")?;
+                let pattern = Value::str(fmt.as_deref().unwrap_or("yyyy-MM-dd'T'HH:mm:ss.SSS"));
+                (f.eval)(&[Value::String(s.clone()), pattern])
+                    .ok()?
+                    .as_i64()
+            }
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Read-your-writes: before a pull query reads a table, wait until every
+//! query upstream of it has processed its source up to the source's end as
+//! of now, upstream first.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::engine::{Engine, QueryDesc};
+use crate::error::Result;
+
+/// Upstream queries of `relation`, the most upstream first.
+fn upstream(engine: &Engine, relation: &str) -> Vec<QueryDesc> {
+    let catalog = engine.catalog();
+    let mut order = Vec::new();
+    let mut seen = HashSet::new();
+    fn visit(
+        c: &crate::engine::Catalog,
+        rel: &str,
+        seen: &mut HashSet<String>,
+        order: &mut Vec<QueryDesc>,
+    ) {
+        for q in c.writers_of(rel) {
+            if seen.insert(q.id.clone()) {
+                let q = q.clone();
+                visit(c, &q.source, seen, order);
+                order.push(q);
+            }
+        }
+    }
+    visit(&catalog, relation, &mut seen, &mut order);
+    order
+}
+
+/// Waits (at most `timeout` in all) until each query feeding `relation` has
+/// committed its source up to the source's end, taking each end only after
+/// the step upstream of it caught up, so a chain of queries is waited
+/// through. A stopped or failed query is not waited for.
+pub async fn wait_fresh(engine: &Arc<Engine>, relation: &str, timeout: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    for q in upstream(engine, relation) {
+        let Some(status) = engine.runtime.status(&q.id) else {
+            continue;
+        };
+        if status.state() != super::QueryState::Running {
+            continue;
+        }
+        let Some(topic) = engine
+            .catalog()
+            .relation(&q.source)
+            .map(|r| r.topic.clone())
+        else {
+            continue;
+        };
+        let partitions = engine.log.topic_partitions(&topic).unwrap_or(0);
+        let mut targets = Vec::with_capacity(partitions as usize);
+        for p in 0..partitions {
+            targets.push(engine.log.end_offset(&topic, p)?);
+        }
+        let mut rx = status.committed.subscribe();
+        let caught_up = |offs: &Vec<u64>| {
+            offs.len() >= targets.len() && offs.iter().zip(&targets).all(|(o, t)| o >= t)
+        };
+        let _ = tokio::time::timeout_at(deadline, rx.wait_for(caught_up)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! One persistent query's thread: read, process, commit, repeat.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rill_sql::binder::{bind_select, SelectMode};
+use rill_sql::catalog::RelationDesc;
+use rill_sql::dataflow::{Change, Pipeline};
+use rill_sql::parser::{parse_statement, Statement};
+use rill_sql::plan::plan_query;
+use rill_storage::{keys, Record, WriteBatch};
+use tracing::{debug, error};
+
+use super::sink::Sink;
+use super::{QueryState, QueryStatus};
+use crate::engine::{lock, Engine, QueryDesc, QueryKind};
+use crate::error::{Error, Result};
+use crate::record::RecordCodec;
+
+/// Records read per partition per round.
+const READ_BATCH: usize = 4096;
+
+pub(super) struct QueryTask {
+    engine: Arc<Engine>,
+    desc: QueryDesc,
+    topic: String,
+    partitions: u32,
+    offsets: Vec<u64>,
+    codec: RecordCodec,
+    pipeline: Pipeline,
+    sink: Sink,
+    pub(super) status: Arc<QueryStatus>,
+    pub(super) stop: Arc<AtomicBool>,
+}
+
+/// The pipeline a query's statement plans to (empty for a source table:
+/// its records go straight to the table).
+pub fn plan_pipeline(engine: &Engine, desc: &QueryDesc) -> Result<Pipeline> {
+    if desc.kind == QueryKind::SourceTable {
+        return Ok(Pipeline::new(Vec::new()));
+    }
+    let parsed = parse_statement(&desc.sql)?;
+    let select = match parsed.statement {
+        Statement::CreateAs(c) => c.select,
+        Statement::InsertSelect { select, .. } => select,
+        _ => return Err(Error::Internal(format!("query {} has no SELECT", desc.id))),
+    };
+    let catalog = engine.catalog();
+    let bound = bind_select(&select, &catalog, SelectMode::Persistent)?;
+    Ok(plan_query(&bound)?.pipeline)
+}
+
+fn relation(engine: &Engine, name: &str) -> Result<RelationDesc> {
+    engine
+        .catalog()
+        .relation(name)
+        .cloned()
+        .ok_or_else(|| Error::Internal(format!("relation {name} is missing from the catalog")))
+}
+
+impl QueryTask {
+    pub(super) fn try_new(engine: &Arc<Engine>, desc: QueryDesc) -> Result<QueryTask> {
+        let source = relation(engine, &desc.source)?;
+        let sink_rel = relation(engine, &desc.sink)?;
+        let mut pipeline = plan_pipeline(engine, &desc)?;
+        for entry in engine.store.scan_prefix(&keys::state_prefix(&desc.id)) {
+            let (k, v) = entry?;
+            let prefix_len = keys::state_prefix(&desc.id).len();
+            pipeline.restore(&k[prefix_len..], &v)?;
+        }
+        let partitions = engine
+            .log
+            .topic_partitions(&source.topic)
+            .unwrap_or(source.partitions);
+        let mut offsets = vec![0u64; partitions as usize];
+        for (p, slot) in offsets.iter_mut().enumerate() {
+            if let Some(v) = engine
+                .store
+                .get(&keys::offset(&desc.id, &source.topic, p as u32))?
+            {
+                *slot = keys::decode_u64(&v)?;
+            } else {
+                *slot = engine.log.start_offset(&source.topic, p as u32)?;
+            }
+        }
+        let sink = Sink::try_new(&sink_rel, desc.kind != QueryKind::SourceTable)?;
+        let status = Arc::new(QueryStatus::new(offsets.clone()));
+        status
+            .state_entries
+            .store(pipeline.state_size() as u64, Ordering::Relaxed);
+        Ok(QueryTask {
+            engine: engine.clone(),
+            topic: source.topic.clone(),
+            codec: RecordCodec::try_new(&source)?,
+            desc,
+            partitions,
+            offsets,
+            pipeline,
+            sink,
+            status,
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub(super) fn run(mut self) {
+        if let Err(e) = self.run_loop() {
+            error!(query = %self.desc.id, error = %e, "query stopped");
+            *lock(&self.status.state) = QueryState::Error(e.to_string());
+        }
+    }
+
+    fn run_loop(&mut self) -> Result<()> {
+        let interval = self.engine.config.commit_interval();
+        let mut records: Vec<Record> = Vec::new();
+        let mut changes: Vec<Change> = Vec::new();
+        let mut out: Vec<Change> = Vec::new();
+        let mut dirty = false;
+        let mut last_commit = Instant::now();
+        loop {
+            if self.stop.load(Ordering::SeqCst) {
+                if dirty {
+                    self.commit()?;
+                }
+                return Ok(());
+            }
+            let seen = self.engine.log.appended();
+            let mut got = 0u64;
+            for p in 0..self.partitions {
+                records.clear();
+                self.engine.log.read(
+                    &self.topic,
+                    p,
+                    self.offsets[p as usize],
+                    READ_BATCH,
+                    &mut records,
+                )?;
+                for rec in &records {
+                    self.offsets[p as usize] = rec.offset + 1;
+                    got += 1;
+                    match self.codec.decode(p, rec) {
+                        Ok(Some(c)) => changes.push(c),
+                        Ok(None) => {}
+                        Err(e) => {
+                            self.status.bad_records.fetch_add(1, Ordering::Relaxed);
+                            *lock(&self.status.last_bad_record) =
+                                Some(format!("partition {p} offset {}: {e}", rec.offset));
+                        }
+                    }
+                }
+            }
+            if got > 0 {
+                self.pipeline.process(&mut changes, &mut out);
+                let n = self.sink.apply(&mut out);
+                self.status.rows_in.fetch_add(got, Ordering::Relaxed);
+                self.status.rows_out.fetch_add(n, Ordering::Relaxed);
+                dirty = true;
+            }
+            // Commit when the input is drained or the interval has passed.
+            if dirty && (got == 0 || last_commit.elapsed() >= interval) {
+                self.commit()?;
+                dirty = false;
+                last_commit = Instant::now();
+            }
+            if got == 0 {
+                self.engine
+                    .log
+                    .wait_for_append(seen, Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// State, outputs and offsets in one atomic batch.
+    fn commit(&mut self) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        let mut writes = Vec::new();
+        self.pipeline.drain_dirty(&mut writes);
+        for (k, v) in writes {
+            let key = keys::state(&self.desc.id, &k);
+            match v {
+                Some(v) => batch.put(key, v),
+                None => batch.delete(key),
+            }
+        }
+        let ends = self.sink.flush(self.engine.log.as_ref(), &mut batch)?;
+        for (p, off) in self.offsets.iter().enumerate() {
+            batch.put(
+                keys::offset(&self.desc.id, &self.topic, p as u32),
+                keys::encode_u64(*off).to_vec(),
+            );
+        }
+        self.engine.commit(batch, &ends, false)?;
+        self.status.committed.send_replace(self.offsets.clone());
+        self.status
+            .state_entries
+            .store(self.pipeline.state_size() as u64, Ordering::Relaxed);
+        let mut m = self.pipeline.metrics.clone();
+        m.errors += self.sink.bad_rows;
+        if self.sink.last_error.is_some() {
+            m.last_error.clone_from(&self.sink.last_error);
+        }
+        *lock(&self.status.metrics) = m;
+        debug!(query = %self.desc.id, offsets = ?self.offsets, "committed");
+        Ok(())
+    }
+}

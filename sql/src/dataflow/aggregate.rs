@@ -1,0 +1,480 @@
+//! GROUP BY with aggregates, unwindowed or over tumbling, hopping and
+//! session windows, with grace periods, late-record counting, retraction
+//! (table sources) and EMIT CHANGES / EMIT FINAL.
+//!
+//! Output rows are `[group values.., (WINDOWSTART, WINDOWEND)?, results..]`.
+//! With EMIT CHANGES, each batch emits, per group touched, the retraction of
+//! its previous row and its new row (nothing when unchanged). With EMIT
+//! FINAL, a window emits one row when it closes.
+//!
+//! State lives in memory; [`Aggregate::drain_dirty`] yields only the
+//! entries changed since the last commit, so the store sees one write per
+//! group per commit, not per event. Closed windows are dropped.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use super::window::{assign, DEFAULT_GRACE_MS};
+use super::{Change, Metrics, StateWrite};
+use crate::binder::AggCall;
+use crate::codec::{self, CodecError};
+use crate::expr::agg::Accumulator;
+use crate::expr::Expr;
+use crate::parser::{WindowClause, WindowKind};
+use crate::value::{Row, Value};
+
+/// Group values plus window start (0 when unwindowed).
+type GroupKey = (Vec<Value>, i64);
+
+#[derive(Debug, Clone)]
+struct Group {
+    /// Window end (exclusive for tumbling/hopping; the last event time for
+    /// sessions). Unused when unwindowed.
+    end: i64,
+    /// Live input rows (inserts minus retractions).
+    rows: i64,
+    /// Latest event time that contributed: the output's ROWTIME.
+    max_time: i64,
+    accs: Vec<Accumulator>,
+}
+
+/// State-key tags inside the operator's namespace.
+const GROUP_TAG: u8 = b'g';
+const META_TAG: u8 = b'm';
+
+#[derive(Debug)]
+pub struct Aggregate {
+    group_by: Vec<Expr>,
+    calls: Vec<AggCall>,
+    window: Option<WindowKind>,
+    grace: i64,
+    emit_final: bool,
+    insert_only: bool,
+    groups: HashMap<GroupKey, Group>,
+    /// Session windows per group value: start -> end.
+    sessions: HashMap<Vec<Value>, BTreeMap<i64, i64>>,
+    /// Windows by the stream time at which they close.
+    closing: BTreeSet<(i64, GroupKey)>,
+    /// Max event time seen; -inf before the first record.
+    stream_time: i64,
+    dirty: HashSet<GroupKey>,
+    meta_dirty: bool,
+    // Per-batch scratch.
+    touched: HashMap<GroupKey, Option<Row>>,
+    args: Vec<Vec<Value>>,
+    windows: Vec<(i64, i64)>,
+}
+
+impl Aggregate {
+    /// `insert_only` when the input never retracts (a stream source): lets
+    /// MIN/MAX/TOPK keep bounded state.
+    pub fn try_new(
+        group_by: Vec<Expr>,
+        calls: Vec<AggCall>,
+        window: Option<&WindowClause>,
+        emit_final: bool,
+        insert_only: bool,
+    ) -> Result<Aggregate, String> {
+        let agg = Aggregate {
+            args: vec![Vec::new(); calls.len()],
+            group_by,
+            calls,
+            window: window.map(|w| w.kind),
+            grace: window.and_then(|w| w.grace).unwrap_or(DEFAULT_GRACE_MS),
+            emit_final,
+            insert_only,
+            groups: HashMap::new(),
+            sessions: HashMap::new(),
+            closing: BTreeSet::new(),
+            stream_time: i64::MIN,
+            dirty: HashSet::new(),
+            meta_dirty: false,
+            touched: HashMap::new(),
+            windows: Vec::new(),
+        };
+        agg.new_accs()?;
+        Ok(agg)
+    }
+
+    /// Groups (windows) held in memory.
+    pub fn len(&self) -> usize {
+        self.groups.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    fn new_accs(&self) -> Result<Vec<Accumulator>, String> {
+        self.calls
+            .iter()
+            .map(|c| {
+                if self.insert_only {
+                    Accumulator::try_new_insert_only(c.func, &c.arg_types, &c.params)
+                } else {
+                    Accumulator::try_new(c.func, &c.arg_types, &c.params)
+                }
+            })
+            .collect()
+    }
+
+    /// The stream time at which a window stops accepting records.
+    fn close_at(&self, end: i64) -> i64 {
+        match self.window {
+            // A later record can still merge while it is within the gap.
+            Some(WindowKind::Session { gap }) => end
+                .saturating_add(gap)
+                .saturating_add(self.grace)
+                .saturating_add(1),
+            _ => end.saturating_add(self.grace),
+        }
+    }
+
+    fn output_row(&self, key: &GroupKey, g: &Group) -> Row {
+        let mut row = key.0.clone();
+        if self.window.is_some() {
+            row.push(Value::BigInt(key.1));
+            row.push(Value::BigInt(g.end));
+        }
+        row.extend(g.accs.iter().map(Accumulator::result));
+        row
+    }
+
+    /// Remembers the group's output before this batch first changes it.
+    fn touch(&mut self, key: &GroupKey) {
+        if self.touched.contains_key(key) {
+            return;
+        }
+        let old = self
+            .groups
+            .get(key)
+            .filter(|g| g.rows > 0)
+            .map(|g| self.output_row(key, g));
+        self.touched.insert(key.clone(), old);
+    }
+
+    pub fn process(
+        &mut self,
+        input: &mut Vec<Change>,
+        out: &mut Vec<Change>,
+        metrics: &mut Metrics,
+    ) {
+        self.touched.clear();
+        for c in input.drain(..) {
+            let mut key_values = Vec::with_capacity(self.group_by.len());
+            let mut failed = None;
+            for e in &self.group_by {
+                match e.eval(&c.row) {
+                    Ok(v) => key_values.push(v),
+                    Err(err) => {
+                        failed = Some(err);
+                        break;
+                    }
+                }
+            }
+            if failed.is_none() {
+                'calls: for (i, call) in self.calls.iter().enumerate() {
+                    self.args[i].clear();
+                    for a in &call.args {
+                        match a.eval(&c.row) {
+                            Ok(v) => self.args[i].push(v),
+                            Err(err) => {
+                                failed = Some(err);
+                                break 'calls;
+                            }
+                        }
+                    }
+                }
+            }
+            if let Some(err) = failed {
+                metrics.error(err);
+                continue;
+            }
+            // ksqlDB drops records whose group key is NULL.
+            if key_values.iter().any(Value::is_null) {
+                continue;
+            }
+            match self.window {
+                None => self.apply((key_values, 0), 0, c.time, c.diff),
+                Some(WindowKind::Session { gap }) => {
+                    self.advance_time(c.time);
+                    self.apply_session(key_values, gap, c.time, c.diff, metrics)
+                }
+                Some(kind) => {
+                    self.advance_time(c.time);
+                    let mut windows = std::mem::take(&mut self.windows);
+                    assign(&kind, c.time, &mut windows);
+                    let mut accepted = false;
+                    for &(start, end) in &windows {
+                        if self.stream_time >= self.close_at(end) {
+                            continue; // this window has closed
+                        }
+                        accepted = true;
+                        self.apply((key_values.clone(), start), end, c.time, c.diff);
+                    }
+                    self.windows = windows;
+                    if !accepted {
+                        metrics.late_drops += 1;
+                    }
+                }
+            }
+        }
+        if !self.emit_final {
+            self.emit_changes(out);
+        }
+        self.close_windows(out);
+    }
+
+    fn advance_time(&mut self, t: i64) {
+        if t > self.stream_time {
+            self.stream_time = t;
+            self.meta_dirty = true;
+        }
+    }
+
+    fn apply(&mut self, key: GroupKey, end: i64, time: i64, diff: i32) {
+        self.touch(&key);
+        let fresh = if self.groups.contains_key(&key) {
+            None
+        } else {
+            Some(self.new_accs())
+        };
+        if let Some(accs) = fresh {
+            // new_accs succeeded at construction time with the same inputs.
+            let Ok(accs) = accs else { return };
+            self.groups.insert(
+                key.clone(),
+                Group {
+                    end,
+                    rows: 0,
+                    max_time: i64::MIN,
+                    accs,
+                },
+            );
+            if self.window.is_some() {
+                self.closing.insert((self.close_at(end), key.clone()));
+            }
+        }
+        let Some(g) = self.groups.get_mut(&key) else {
+            return;
+        };
+        for (acc, args) in g.accs.iter_mut().zip(&self.args) {
+            if diff > 0 {
+                acc.add(args);
+            } else {
+                acc.retract(args);
+            }
+        }
+        g.rows += i64::from(diff.signum());
+        g.max_time = g.max_time.max(time);
+        self.dirty.insert(key);
+    }
+
+    fn apply_session(
+        &mut self,
+        key_values: Vec<Value>,
+        gap: i64,
+        time: i64,
+        diff: i32,
+        metrics: &mut Metrics,
+    ) {
+        let sessions = self.sessions.entry(key_values.clone()).or_default();
+        // Sessions this record touches: start - gap <= t <= end + gap.
+        let overlapping: Vec<(i64, i64)> = sessions
+            .range(..=time.saturating_add(gap))
+            .filter(|(_, &end)| end.saturating_add(gap) >= time)
+            .map(|(&s, &e)| (s, e))
+            .collect();
+        let start = overlapping
+            .iter()
+            .map(|w| w.0)
+            .min()
+            .unwrap_or(time)
+            .min(time);
+        let end = overlapping
+            .iter()
+            .map(|w| w.1)
+            .max()
+            .unwrap_or(time)
+            .max(time);
+        if end < self.stream_time.saturating_sub(self.grace) {
+            metrics.late_drops += 1;
+            return;
+        }
+        // Merge the old sessions into one at `start`.
+        let Ok(mut accs) = self.new_accs() else {
+            return;
+        };
+        let mut rows = 0;
+        let mut max_time = i64::MIN;
+        for &(s, e) in &overlapping {
+            let k = (key_values.clone(), s);
+            self.touch(&k);
+            if let Some(g) = self.groups.remove(&k) {
+                for (a, b) in accs.iter_mut().zip(&g.accs) {
+                    a.merge(b);
+                }
+                rows += g.rows;
+                max_time = max_time.max(g.max_time);
+            }
+            self.closing.remove(&(self.close_at(e), k.clone()));
+            self.dirty.insert(k);
+            if let Some(map) = self.sessions.get_mut(&key_values) {
+                map.remove(&s);
+            }
+        }
+        let k = (key_values.clone(), start);
+        self.touch(&k);
+        self.groups.insert(
+            k.clone(),
+            Group {
+                end,
+                rows,
+                max_time,
+                accs,
+            },
+        );
+        self.closing.insert((self.close_at(end), k.clone()));
+        self.sessions
+            .entry(key_values)
+            .or_default()
+            .insert(start, end);
+        self.apply(k, end, time, diff);
+    }
+
+    fn emit_changes(&mut self, out: &mut Vec<Change>) {
+        let touched = std::mem::take(&mut self.touched);
+        for (key, old) in touched {
+            let new = self
+                .groups
+                .get(&key)
+                .filter(|g| g.rows > 0)
+                .map(|g| (self.output_row(&key, g), g.max_time));
+            match (old, new) {
+                (Some(o), Some((n, _))) if o == n => {}
+                (old, new) => {
+                    let time = new.as_ref().map(|n| n.1).unwrap_or(self.stream_time);
+                    if let Some(o) = old {
+                        out.push(Change::retract(o, time));
+                    }
+                    if let Some((n, t)) = new {
+                        out.push(Change::insert(n, t));
+                    }
+                }
+            }
+            // A group with no rows left is gone (tables only).
+            if self.groups.get(&key).is_some_and(|g| g.rows <= 0) {
+                self.remove_group(&key);
+            }
+        }
+    }
+
+    fn remove_group(&mut self, key: &GroupKey) {
+        if let Some(g) = self.groups.remove(key) {
+            if self.window.is_some() {
+                self.closing.remove(&(self.close_at(g.end), key.clone()));
+            }
+            if let Some(map) = self.sessions.get_mut(&key.0) {
+                map.remove(&key.1);
+                if map.is_empty() {
+                    self.sessions.remove(&key.0);
+                }
+            }
+            self.dirty.insert(key.clone());
+        }
+    }
+
+    /// Drops windows whose close time has passed, emitting them first with
+    /// EMIT FINAL.
+    fn close_windows(&mut self, out: &mut Vec<Change>) {
+        if self.window.is_none() {
+            return;
+        }
+        while let Some((close, key)) = self.closing.first().cloned() {
+            if close > self.stream_time {
+                break;
+            }
+            self.closing.pop_first();
+            if self.emit_final {
+                if let Some(g) = self.groups.get(&key).filter(|g| g.rows > 0) {
+                    out.push(Change::insert(self.output_row(&key, g), g.max_time));
+                }
+            }
+            self.remove_group(&key);
+        }
+        self.touched.clear();
+    }
+
+    pub fn drain_dirty(&mut self, out: &mut Vec<StateWrite>) {
+        for key in self.dirty.drain() {
+            let mut k = vec![GROUP_TAG];
+            let mut parts = key.0.clone();
+            parts.push(Value::BigInt(key.1));
+            codec::encode_key(&parts, &mut k);
+            let v = self.groups.get(&key).map(|g| {
+                let mut fields = vec![
+                    Value::BigInt(g.end),
+                    Value::BigInt(g.rows),
+                    Value::BigInt(g.max_time),
+                ];
+                fields.extend(g.accs.iter().map(Accumulator::to_state));
+                let mut v = Vec::new();
+                codec::encode_row(&fields, &mut v);
+                v
+            });
+            out.push((k, v));
+        }
+        if self.meta_dirty {
+            self.meta_dirty = false;
+            let mut v = Vec::new();
+            codec::encode_row(&[Value::BigInt(self.stream_time)], &mut v);
+            out.push((vec![META_TAG], Some(v)));
+        }
+    }
+
+    pub fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
+        let fields = codec::decode_row(value)?;
+        let bad = || CodecError::Corrupt("aggregate state entry".into());
+        match key.split_first() {
+            Some((&META_TAG, _)) => {
+                self.stream_time = fields.first().and_then(Value::as_i64).ok_or_else(bad)?;
+            }
+            Some((&GROUP_TAG, rest)) => {
+                let mut parts = codec::decode_key(rest)?;
+                let start = parts.pop().and_then(|v| v.as_i64()).ok_or_else(bad)?;
+                let [end, rows, max_time] =
+                    [0, 1, 2].map(|i| fields.get(i).and_then(Value::as_i64));
+                let (Some(end), Some(rows), Some(max_time)) = (end, rows, max_time) else {
+                    return Err(bad());
+                };
+                let mut accs = Vec::with_capacity(self.calls.len());
+                for (i, c) in self.calls.iter().enumerate() {
+                    let state = fields.get(3 + i).ok_or_else(bad)?;
+                    let acc = Accumulator::from_state(c.func, &c.arg_types, &c.params, state)
+                        .map_err(CodecError::Corrupt)?;
+                    accs.push(acc);
+                }
+                let key = (parts, start);
+                if self.window.is_some() {
+                    self.closing.insert((self.close_at(end), key.clone()));
+                }
+                if matches!(self.window, Some(WindowKind::Session { .. })) {
+                    self.sessions
+                        .entry(key.0.clone())
+                        .or_default()
+                        .insert(start, end);
+                }
+                self.groups.insert(
+                    key,
+                    Group {
+                        end,
+                        rows,
+                        max_time,
+                        accs,
+                    },
+                );
+            }
+            _ => return Err(bad()),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! Dataflow operators: pure, synchronous transformations of batches of
+//! changes. The runtime (in the server) feeds them decoded source records,
+//! persists their dirty state at commit, and writes what they emit.
+//!
+//! Operators never do I/O, never block and never panic on data: a row whose
+//! expression fails is counted in [`Metrics`] and skipped.
+
+mod aggregate;
+mod filter;
+mod project;
+mod upsert;
+pub mod window;
+
+pub use aggregate::Aggregate;
+pub use filter::Filter;
+pub use project::Project;
+pub use upsert::Upsert;
+
+use crate::codec::CodecError;
+use crate::error::EvalError;
+use crate::value::Row;
+
+/// One change to a collection: `diff` +1 inserts `row`, -1 retracts it. A
+/// stream carries only inserts; an update is a retraction and an insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub row: Row,
+    /// Event time in ms.
+    pub time: i64,
+    pub diff: i32,
+}
+
+impl Change {
+    pub fn insert(row: Row, time: i64) -> Change {
+        Change { row, time, diff: 1 }
+    }
+
+    pub fn retract(row: Row, time: i64) -> Change {
+        Change {
+            row,
+            time,
+            diff: -1,
+        }
+    }
+}
+
+/// Counters an operator keeps for SHOW QUERIES / DESCRIBE EXTENDED.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    /// Records dropped because their window had closed.
+    pub late_drops: u64,
+    /// Records skipped because an expression failed on them.
+    pub errors: u64,
+    pub last_error: Option<String>,
+}
+
+impl Metrics {
+    fn error(&mut self, e: EvalError) {
+        self.errors += 1;
+        self.last_error = Some(e.to_string());
+    }
+
+    /// Adds another operator's counters.
+    pub fn add(&mut self, other: &Metrics) {
+        self.late_drops += other.late_drops;
+        self.errors += other.errors;
+        if other.last_error.is_some() {
+            self.last_error.clone_from(&other.last_error);
+        }
+    }
+}
+
+/// A state entry to write at commit: `None` deletes the key.
+pub type StateWrite = (Vec<u8>, Option<Vec<u8>>);
+
+/// One operator of a pipeline.
+#[derive(Debug)]
+pub enum Operator {
+    Upsert(Upsert),
+    Filter(Filter),
+    Project(Project),
+    Aggregate(Box<Aggregate>),
+}
+
+impl Operator {
+    /// Transforms `input` into `out` (appending), counting bad rows.
+    pub fn process(
+        &mut self,
+        input: &mut Vec<Change>,
+        out: &mut Vec<Change>,
+        metrics: &mut Metrics,
+    ) {
+        match self {
+            Operator::Upsert(op) => op.process(input, out),
+            Operator::Filter(op) => op.process(input, out, metrics),
+            Operator::Project(op) => op.process(input, out, metrics),
+            Operator::Aggregate(op) => op.process(input, out, metrics),
+        }
+    }
+
+    /// State changed since the last call, keys relative to the operator.
+    pub fn drain_dirty(&mut self, out: &mut Vec<StateWrite>) {
+        match self {
+            Operator::Upsert(op) => op.drain_dirty(out),
+            Operator::Aggregate(op) => op.drain_dirty(out),
+            Operator::Filter(_) | Operator::Project(_) => {}
+        }
+    }
+
+    /// Loads one persisted state entry (at startup).
+    pub fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
+        match self {
+            Operator::Upsert(op) => op.restore(key, value),
+            Operator::Aggregate(op) => op.restore(key, value),
+            Operator::Filter(_) | Operator::Project(_) => Ok(()),
+        }
+    }
+
+    /// Whether the operator keeps state.
+    pub fn is_stateful(&self) -> bool {
+        matches!(self, Operator::Upsert(_) | Operator::Aggregate(_))
+    }
+
+    /// Number of entries held in memory, for DESCRIBE EXTENDED.
+    pub fn state_size(&self) -> usize {
+        match self {
+            Operator::Upsert(op) => op.len(),
+            Operator::Aggregate(op) => op.len(),
+            Operator::Filter(_) | Operator::Project(_) => 0,
+        }
+    }
+}
+
+/// A chain of operators: what a continuous query runs.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    pub operators: Vec<Operator>,
+    pub metrics: Metrics,
+    scratch: Vec<Change>,
+}
+
+impl Pipeline {
+    pub fn new(operators: Vec<Operator>) -> Pipeline {
+        Pipeline {
+            operators,
+            metrics: Metrics::default(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Pushes a batch through every operator; the result is appended to
+    /// `out`. `input` is consumed (left empty).
+    pub fn process(&mut self, input: &mut Vec<Change>, out: &mut Vec<Change>) {
+        let mut cur = std::mem::take(input);
+        for op in &mut self.operators {
+            self.scratch.clear();
+            op.process(&mut cur, &mut self.scratch, &mut self.metrics);
+            std::mem::swap(&mut cur, &mut self.scratch);
+        }
+        out.append(&mut cur);
+        // Keep the allocations for the next batch.
+        *input = std::mem::take(&mut self.scratch);
+        input.clear();
+    }
+
+    /// Dirty state of every operator, keys prefixed with the operator's
+    /// index (one byte) so operators never collide.
+    pub fn drain_dirty(&mut self, out: &mut Vec<StateWrite>) {
+        let mut buf = Vec::new();
+        for (i, op) in self.operators.iter_mut().enumerate() {
+            buf.clear();
+            op.drain_dirty(&mut buf);
+            for (k, v) in buf.drain(..) {
+                let mut key = Vec::with_capacity(k.len() + 1);
+                key.push(i as u8);
+                key.extend_from_slice(&k);
+                out.push((key, v));
+            }
+        }
+    }
+
+    /// Loads one persisted entry written by [`Pipeline::drain_dirty`].
+    pub fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
+        let Some((&i, rest)) = key.split_first() else {
+            return Ok(());
+        };
+        match self.operators.get_mut(usize::from(i)) {
+            Some(op) => op.restore(rest, value),
+            None => Ok(()),
+        }
+    }
+
+    /// In-memory state entries across operators.
+    pub fn state_size(&self) -> usize {
+        self.operators.iter().map(Operator::state_size).sum()
+    }
+}

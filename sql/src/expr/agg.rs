@@ -1,1 +1,0 @@
-//! The aggregate function registry and accumulators.

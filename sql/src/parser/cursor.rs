@@ -1,0 +1,683 @@
+//! A cursor over one statement's tokens that parses ksqlDB's statements and
+//! hands standard SQL pieces to sqlparser.
+
+use sqlparser::ast::Expr;
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
+
+use super::ast::*;
+use super::{convert_error, normalize_ident, sql_parser, types};
+use crate::error::{ParseError, Position};
+
+pub(crate) struct Cursor {
+    tokens: Vec<TokenWithSpan>,
+    pos: usize,
+}
+
+impl Cursor {
+    pub(crate) fn new(tokens: Vec<TokenWithSpan>) -> Cursor {
+        Cursor { tokens, pos: 0 }
+    }
+
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.pos).map(|t| &t.token)
+    }
+
+    fn peek_nth(&self, n: usize) -> Option<&Token> {
+        self.tokens.get(self.pos + n).map(|t| &t.token)
+    }
+
+    fn location(&self) -> Location {
+        self.tokens
+            .get(self.pos)
+            .or(self.tokens.last())
+            .map(|t| t.span.start)
+            .unwrap_or(Location { line: 1, column: 1 })
+    }
+
+    fn error(&self, message: impl Into<String>) -> ParseError {
+        let loc = self.location();
+        ParseError::Syntax {
+            message: message.into(),
+            position: Position {
+                line: loc.line,
+                column: loc.column,
+            },
+        }
+    }
+
+    fn found(&self) -> String {
+        match self.peek() {
+            Some(t) => format!("\"{t}\""),
+            None => "end of statement".into(),
+        }
+    }
+
+    fn expected(&self, what: &str) -> ParseError {
+        self.error(format!("expected {what}, found {}", self.found()))
+    }
+
+    /// Whether the next token is the (unquoted) word `w`.
+    fn is_word(&self, w: &str) -> bool {
+        is_word(self.peek(), w)
+    }
+
+    fn eat_word(&mut self, w: &str) -> bool {
+        if self.is_word(w) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn eat_words(&mut self, ws: &[&str]) -> bool {
+        if ws
+            .iter()
+            .enumerate()
+            .all(|(i, w)| is_word(self.peek_nth(i), w))
+        {
+            self.pos += ws.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect_word(&mut self, w: &str) -> Result<(), ParseError> {
+        if self.eat_word(w) {
+            Ok(())
+        } else {
+            Err(self.expected(w))
+        }
+    }
+
+    fn eat(&mut self, t: &Token) -> bool {
+        if self.peek() == Some(t) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expect(&mut self, t: &Token) -> Result<(), ParseError> {
+        if self.eat(t) {
+            Ok(())
+        } else {
+            Err(self.expected(&format!("\"{t}\"")))
+        }
+    }
+
+    fn at_end(&self) -> bool {
+        self.pos >= self.tokens.len()
+    }
+
+    fn expect_end(&self) -> Result<(), ParseError> {
+        if self.at_end() {
+            Ok(())
+        } else {
+            Err(self.error(format!(
+                "unexpected {} at the end of the statement",
+                self.found()
+            )))
+        }
+    }
+
+    /// An identifier (normalized), e.g. a stream name.
+    fn ident(&mut self) -> Result<String, ParseError> {
+        match self.peek() {
+            Some(Token::Word(w)) => {
+                let name =
+                    normalize_ident(&w.clone().into_ident(sqlparser::tokenizer::Span::empty()));
+                self.pos += 1;
+                Ok(name)
+            }
+            _ => Err(self.expected("a name")),
+        }
+    }
+
+    /// A name given as an identifier or a string ('prop' in SET).
+    fn ident_or_string(&mut self) -> Result<String, ParseError> {
+        match self.peek() {
+            Some(Token::SingleQuotedString(s)) => {
+                let s = s.clone();
+                self.pos += 1;
+                Ok(s)
+            }
+            Some(Token::Word(w)) => {
+                let mut name = w.value.clone();
+                self.pos += 1;
+                // Dotted names such as `auto.offset.reset` unquoted.
+                while self.peek() == Some(&Token::Period) {
+                    if let Some(Token::Word(next)) = self.peek_nth(1) {
+                        name.push('.');
+                        name.push_str(&next.value);
+                        self.pos += 2;
+                    } else {
+                        break;
+                    }
+                }
+                Ok(name)
+            }
+            _ => Err(self.expected("a name")),
+        }
+    }
+
+    fn literal(&mut self) -> Result<PropertyValue, ParseError> {
+        let negative = self.eat(&Token::Minus);
+        let v = match self.peek() {
+            Some(Token::SingleQuotedString(s)) if !negative => PropertyValue::String(s.clone()),
+            Some(Token::Number(n, _)) => {
+                PropertyValue::Number(if negative { format!("-{n}") } else { n.clone() })
+            }
+            Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("true") => {
+                PropertyValue::Boolean(true)
+            }
+            Some(Token::Word(w)) if w.value.eq_ignore_ascii_case("false") => {
+                PropertyValue::Boolean(false)
+            }
+            Some(Token::Word(w)) if w.quote_style.is_none() => {
+                PropertyValue::String(w.value.clone())
+            }
+            _ => return Err(self.expected("a literal value")),
+        };
+        self.pos += 1;
+        Ok(v)
+    }
+
+    /// The tokens from here to the end, for sqlparser.
+    fn rest(&self) -> Vec<TokenWithSpan> {
+        self.tokens[self.pos..].to_vec()
+    }
+
+    pub(crate) fn parse_statement(&mut self) -> Result<Statement, ParseError> {
+        let stmt = if self.eat_word("CREATE") {
+            self.parse_create()?
+        } else if self.is_word("SELECT") || self.peek() == Some(&Token::LParen) {
+            Statement::Select(self.parse_select()?)
+        } else if self.eat_word("INSERT") {
+            self.parse_insert()?
+        } else if self.eat_word("DROP") {
+            self.parse_drop()?
+        } else if self.eat_word("TERMINATE") {
+            if self.eat_word("ALL") {
+                Statement::Terminate(None)
+            } else {
+                Statement::Terminate(Some(self.query_id()?))
+            }
+        } else if self.eat_word("SHOW") || self.eat_word("LIST") {
+            self.parse_show()?
+        } else if self.eat_word("DESCRIBE") {
+            let name = self.ident()?;
+            let extended = self.eat_word("EXTENDED");
+            Statement::Describe { name, extended }
+        } else if self.eat_word("EXPLAIN") {
+            if self.is_word("SELECT")
+                || self.is_word("CREATE")
+                || self.is_word("INSERT")
+                || self.peek() == Some(&Token::LParen)
+            {
+                Statement::Explain(Box::new(self.parse_statement()?))
+            } else {
+                Statement::ExplainQuery(self.query_id()?)
+            }
+        } else if self.eat_word("SET") {
+            self.parse_set()?
+        } else if self.eat_word("UNSET") {
+            Statement::UnsetProperty(self.ident_or_string()?)
+        } else if self.eat_word("BEGIN") || self.eat_words(&["START", "TRANSACTION"]) {
+            let _ = self.eat_word("TRANSACTION") || self.eat_word("WORK");
+            Statement::Transaction(TransactionKind::Begin)
+        } else if self.eat_word("COMMIT") || self.eat_word("END") {
+            let _ = self.eat_word("TRANSACTION") || self.eat_word("WORK");
+            Statement::Transaction(TransactionKind::Commit)
+        } else if self.eat_word("ROLLBACK") || self.eat_word("ABORT") {
+            let _ = self.eat_word("TRANSACTION") || self.eat_word("WORK");
+            Statement::Transaction(TransactionKind::Rollback)
+        } else {
+            return Err(self.error(format!(
+                "unknown statement starting with {}: expected CREATE, INSERT, SELECT, DROP, \
+                 TERMINATE, SHOW, LIST, DESCRIBE, EXPLAIN, SET or UNSET",
+                self.found()
+            )));
+        };
+        self.expect_end()?;
+        Ok(stmt)
+    }
+
+    fn query_id(&mut self) -> Result<String, ParseError> {
+        match self.peek() {
+            Some(Token::Word(w)) => {
+                let id = w.value.to_uppercase();
+                self.pos += 1;
+                Ok(id)
+            }
+            Some(Token::SingleQuotedString(s)) => {
+                let id = s.to_uppercase();
+                self.pos += 1;
+                Ok(id)
+            }
+            _ => Err(self.expected("a query id")),
+        }
+    }
+
+    fn parse_create(&mut self) -> Result<Statement, ParseError> {
+        let or_replace = self.eat_words(&["OR", "REPLACE"]);
+        let source = self.eat_word("SOURCE");
+        let kind = if self.eat_word("STREAM") {
+            RelationKind::Stream
+        } else if self.eat_word("TABLE") {
+            RelationKind::Table
+        } else {
+            return Err(self.expected("STREAM or TABLE"));
+        };
+        let if_not_exists = self.eat_words(&["IF", "NOT", "EXISTS"]);
+        let name = self.ident()?;
+        if self.peek() == Some(&Token::LParen) {
+            let columns = self.parse_columns()?;
+            let properties = if self.eat_word("WITH") {
+                self.parse_properties()?
+            } else {
+                Vec::new()
+            };
+            if self.is_word("AS") {
+                return Err(self.error(
+                    "CREATE ... AS SELECT takes no column list: the columns come from the query",
+                ));
+            }
+            return Ok(Statement::CreateSource(CreateSource {
+                kind,
+                name,
+                or_replace,
+                if_not_exists,
+                source,
+                columns,
+                properties,
+            }));
+        }
+        let properties = if self.eat_word("WITH") {
+            self.parse_properties()?
+        } else {
+            Vec::new()
+        };
+        if self.eat_word("AS") {
+            if source {
+                return Err(self.error("CREATE SOURCE cannot have AS SELECT"));
+            }
+            let select = self.parse_select()?;
+            return Ok(Statement::CreateAs(CreateAs {
+                kind,
+                name,
+                or_replace,
+                if_not_exists,
+                properties,
+                select,
+            }));
+        }
+        Err(self.expected("a column list \"(...)\" or AS SELECT"))
+    }
+
+    fn parse_columns(&mut self) -> Result<Vec<ColumnDef>, ParseError> {
+        self.expect(&Token::LParen)?;
+        let mut columns = Vec::new();
+        loop {
+            let name = self.ident()?;
+            let data_type = self.parse_type()?;
+            let key = if self.eat_words(&["PRIMARY", "KEY"]) {
+                KeyKind::PrimaryKey
+            } else if self.eat_word("KEY") {
+                KeyKind::Key
+            } else {
+                KeyKind::None
+            };
+            columns.push(ColumnDef {
+                name,
+                data_type,
+                key,
+            });
+            if self.eat(&Token::Comma) {
+                continue;
+            }
+            self.expect(&Token::RParen)?;
+            return Ok(columns);
+        }
+    }
+
+    fn parse_type(&mut self) -> Result<TypeName, ParseError> {
+        let start = self.pos;
+        let (ty, used) =
+            types::parse_type_tokens(&self.tokens[self.pos..]).map_err(|(msg, at)| {
+                let mut c = Cursor::new(self.tokens.clone());
+                c.pos = start + at;
+                c.error(msg)
+            })?;
+        self.pos += used;
+        Ok(ty)
+    }
+
+    fn parse_properties(&mut self) -> Result<Properties, ParseError> {
+        self.expect(&Token::LParen)?;
+        let mut props = Vec::new();
+        loop {
+            let name = self.ident_or_string()?.to_uppercase();
+            self.expect(&Token::Eq)?;
+            let value = self.literal()?;
+            props.push((name, value));
+            if self.eat(&Token::Comma) {
+                continue;
+            }
+            self.expect(&Token::RParen)?;
+            return Ok(props);
+        }
+    }
+
+    /// A SELECT with optional WINDOW and EMIT clauses, to the end of the
+    /// statement.
+    fn parse_select(&mut self) -> Result<Select, ParseError> {
+        let mut tokens = self.rest();
+        self.pos = self.tokens.len();
+        let window = self.extract_window(&mut tokens)?;
+        let emit = extract_emit(&mut tokens);
+        let fallback = tokens
+            .first()
+            .map(|t| t.span.start)
+            .unwrap_or(self.location());
+        let mut parser = sql_parser(tokens);
+        let query = parser
+            .parse_query()
+            .map_err(|e| convert_error(e, fallback))?;
+        let next = parser.peek_token();
+        if next.token != Token::EOF {
+            return Err(ParseError::Syntax {
+                message: format!("unexpected \"{}\" after the query", next.token),
+                position: Position {
+                    line: next.span.start.line,
+                    column: next.span.start.column,
+                },
+            });
+        }
+        Ok(Select {
+            query,
+            window,
+            emit,
+        })
+    }
+
+    /// Cuts `WINDOW TUMBLING|HOPPING|SESSION (...)` out of a query's tokens.
+    fn extract_window(
+        &self,
+        tokens: &mut Vec<TokenWithSpan>,
+    ) -> Result<Option<WindowClause>, ParseError> {
+        let mut depth = 0i32;
+        for i in 0..tokens.len() {
+            match tokens[i].token {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                _ => {}
+            }
+            let kind_follows = ["TUMBLING", "HOPPING", "SESSION"]
+                .iter()
+                .any(|k| is_word(tokens.get(i + 1).map(|t| &t.token), k));
+            if depth == 0 && is_word(Some(&tokens[i].token), "WINDOW") && kind_follows {
+                // Find the closing bracket of the window spec.
+                let mut d = 0i32;
+                let mut end = None;
+                for (j, t) in tokens.iter().enumerate().skip(i + 2) {
+                    match t.token {
+                        Token::LParen => d += 1,
+                        Token::RParen => {
+                            d -= 1;
+                            if d == 0 {
+                                end = Some(j);
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                let Some(end) = end else {
+                    let mut c = Cursor::new(tokens.clone());
+                    c.pos = i + 2;
+                    return Err(c.expected("\"(\" ... \")\" after the window kind"));
+                };
+                let spec: Vec<TokenWithSpan> = tokens.drain(i..=end).collect();
+                let mut c = Cursor::new(spec);
+                c.pos = 1;
+                let w = c.parse_window()?;
+                return Ok(Some(w));
+            }
+        }
+        Ok(None)
+    }
+
+    fn parse_window(&mut self) -> Result<WindowClause, ParseError> {
+        let kind_word = self.ident()?;
+        self.expect(&Token::LParen)?;
+        let kind = match kind_word.as_str() {
+            "TUMBLING" => {
+                self.expect_word("SIZE")?;
+                WindowKind::Tumbling {
+                    size: self.duration()?,
+                }
+            }
+            "HOPPING" => {
+                self.expect_word("SIZE")?;
+                let size = self.duration()?;
+                self.expect(&Token::Comma)?;
+                self.expect_word("ADVANCE")?;
+                self.expect_word("BY")?;
+                let advance = self.duration()?;
+                WindowKind::Hopping { size, advance }
+            }
+            _ => WindowKind::Session {
+                gap: self.duration()?,
+            },
+        };
+        let mut clause = WindowClause {
+            kind,
+            grace: None,
+            retention: None,
+        };
+        while self.eat(&Token::Comma) {
+            if self.eat_words(&["GRACE", "PERIOD"]) {
+                clause.grace = Some(self.duration()?);
+            } else if self.eat_word("RETENTION") {
+                clause.retention = Some(self.duration()?);
+            } else {
+                return Err(self.expected("GRACE PERIOD or RETENTION"));
+            }
+        }
+        self.expect(&Token::RParen)?;
+        self.expect_end()?;
+        Ok(clause)
+    }
+
+    /// `10 SECONDS` -> 10_000.
+    fn duration(&mut self) -> Result<DurationMs, ParseError> {
+        let n: i64 = match self.peek() {
+            Some(Token::Number(n, _)) => n
+                .parse()
+                .map_err(|_| self.error(format!("\"{n}\" is not a whole number")))?,
+            _ => return Err(self.expected("a duration such as 10 SECONDS")),
+        };
+        self.pos += 1;
+        let unit = match self.peek() {
+            Some(Token::Word(w)) => w.value.to_uppercase(),
+            _ => {
+                return Err(
+                    self.expected("a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS)")
+                )
+            }
+        };
+        let ms = match unit.trim_end_matches('S') {
+            "MILLISECOND" => 1,
+            "SECOND" => 1000,
+            "MINUTE" => 60_000,
+            "HOUR" => 3_600_000,
+            "DAY" => 86_400_000,
+            _ => {
+                return Err(
+                    self.expected("a time unit (MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS)")
+                )
+            }
+        };
+        self.pos += 1;
+        n.checked_mul(ms)
+            .ok_or_else(|| self.error("duration is too long"))
+    }
+
+    fn parse_insert(&mut self) -> Result<Statement, ParseError> {
+        self.expect_word("INTO")?;
+        let target = self.ident()?;
+        let mut columns = Vec::new();
+        if self.peek() == Some(&Token::LParen) && !is_word(self.peek_nth(1), "SELECT") {
+            self.pos += 1;
+            loop {
+                columns.push(self.ident()?);
+                if self.eat(&Token::Comma) {
+                    continue;
+                }
+                self.expect(&Token::RParen)?;
+                break;
+            }
+        }
+        if self.eat_word("VALUES") {
+            let mut rows = Vec::new();
+            loop {
+                let start = self.pos;
+                let fallback = self.location();
+                let mut parser = sql_parser(self.rest());
+                let row = parser
+                    .expect_token(&Token::LParen)
+                    .and_then(|_| parser.parse_comma_separated(|p| p.parse_expr()))
+                    .and_then(|r| parser.expect_token(&Token::RParen).map(|_| r))
+                    .map_err(|e| convert_error(e, fallback))?;
+                self.pos = start + parser.index();
+                rows.push(row);
+                if !self.eat(&Token::Comma) {
+                    break;
+                }
+            }
+            return Ok(Statement::InsertValues(InsertValues {
+                target,
+                columns,
+                rows,
+            }));
+        }
+        if !columns.is_empty() {
+            return Err(self.expected("VALUES"));
+        }
+        if self.is_word("SELECT") || self.peek() == Some(&Token::LParen) {
+            let select = self.parse_select()?;
+            return Ok(Statement::InsertSelect { target, select });
+        }
+        Err(self.expected("VALUES or SELECT"))
+    }
+
+    fn parse_drop(&mut self) -> Result<Statement, ParseError> {
+        let kind = if self.eat_word("STREAM") {
+            RelationKind::Stream
+        } else if self.eat_word("TABLE") {
+            RelationKind::Table
+        } else {
+            return Err(self.expected("STREAM or TABLE"));
+        };
+        let if_exists = self.eat_words(&["IF", "EXISTS"]);
+        let name = self.ident()?;
+        let delete_topic = self.eat_words(&["DELETE", "TOPIC"]);
+        Ok(Statement::Drop {
+            kind,
+            name,
+            if_exists,
+            delete_topic,
+        })
+    }
+
+    fn parse_show(&mut self) -> Result<Statement, ParseError> {
+        let kind = match self.ident()?.as_str() {
+            "STREAMS" => ShowKind::Streams,
+            "TABLES" => ShowKind::Tables,
+            "QUERIES" => ShowKind::Queries,
+            "TOPICS" => ShowKind::Topics,
+            "PROPERTIES" => ShowKind::Properties,
+            "FUNCTIONS" => ShowKind::Functions,
+            other => {
+                self.pos -= 1;
+                return Err(self.error(format!(
+                    "cannot show \"{other}\": expected STREAMS, TABLES, QUERIES, TOPICS, \
+                     PROPERTIES or FUNCTIONS"
+                )));
+            }
+        };
+        let extended = self.eat_word("EXTENDED");
+        Ok(Statement::Show { kind, extended })
+    }
+
+    fn parse_set(&mut self) -> Result<Statement, ParseError> {
+        // Postgres drivers: SET [SESSION|LOCAL] name {=|TO} value.
+        let _ = self.eat_word("SESSION") || self.eat_word("LOCAL");
+        let name = self.ident_or_string()?;
+        if !self.eat(&Token::Eq) {
+            self.expect_word("TO")?;
+        }
+        let mut parts = Vec::new();
+        while !self.at_end() {
+            parts.push(self.literal()?.as_text());
+            self.eat(&Token::Comma);
+        }
+        if parts.is_empty() {
+            return Err(self.expected("a value"));
+        }
+        Ok(Statement::SetProperty {
+            name,
+            value: parts.join(", "),
+        })
+    }
+}
+
+fn is_word(t: Option<&Token>, w: &str) -> bool {
+    matches!(t, Some(Token::Word(word)) if word.quote_style.is_none() && word.value.eq_ignore_ascii_case(w))
+}
+
+/// Cuts `EMIT CHANGES|FINAL` out of a query's tokens.
+fn extract_emit(tokens: &mut Vec<TokenWithSpan>) -> Option<Emit> {
+    let mut depth = 0i32;
+    for i in 0..tokens.len() {
+        match tokens[i].token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => {}
+        }
+        if depth == 0 && is_word(Some(&tokens[i].token), "EMIT") {
+            let next = tokens.get(i + 1).map(|t| &t.token);
+            let emit = if is_word(next, "CHANGES") {
+                Emit::Changes
+            } else if is_word(next, "FINAL") {
+                Emit::Final
+            } else {
+                continue;
+            };
+            tokens.drain(i..=i + 1);
+            return Some(emit);
+        }
+    }
+    None
+}
+
+/// Parses a standalone expression (used by tests and the binder for
+/// defaults).
+pub fn parse_expr(sql: &str) -> Result<Expr, ParseError> {
+    let tokens = sqlparser::tokenizer::Tokenizer::new(&super::KsqlDialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| ParseError::Syntax {
+            message: e.message,
+            position: Position {
+                line: e.location.line,
+                column: e.location.column,
+            },
+        })?;
+    let mut parser = sql_parser(tokens);
+    parser
+        .parse_expr()
+        .map_err(|e| convert_error(e, Location { line: 1, column: 1 }))
+}
