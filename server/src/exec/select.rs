@@ -48,15 +48,19 @@ pub(super) async fn run(engine: &Arc<Engine>, session: &Session, select: Select)
             .iter()
             .map(|e| e.eval(&[]))
             .collect::<std::result::Result<Row, _>>()?],
-        Some(rel) if rel.kind == RelationKind::Table => {
+        Some(rel) => {
+            // Read-your-writes: let the queries feeding it catch up first.
             let mut cancelled = session.cancelled();
             tokio::select! {
                 r = wait_fresh(engine, &rel.name, FRESHNESS_TIMEOUT) => r?,
                 _ = cancelled.changed() => return Err(Error::Canceled),
             }
-            blocking(|| scan_table(engine, rel, &bound))?
+            if rel.kind == RelationKind::Table {
+                blocking(|| scan_table(engine, rel, &bound))?
+            } else {
+                blocking(|| scan_stream(engine, rel, &bound))?
+            }
         }
-        Some(rel) => blocking(|| scan_stream(engine, rel, &bound))?,
     };
     Ok(Output::Rows {
         columns,

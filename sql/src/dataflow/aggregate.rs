@@ -48,7 +48,8 @@ pub struct Aggregate {
     window: Option<WindowKind>,
     grace: i64,
     emit_final: bool,
-    insert_only: bool,
+    /// Fresh accumulators, cloned for each new group.
+    proto: Vec<Accumulator>,
     groups: HashMap<GroupKey, Group>,
     /// Session windows per group value: start -> end.
     sessions: HashMap<Vec<Value>, BTreeMap<i64, i64>>,
@@ -74,14 +75,24 @@ impl Aggregate {
         emit_final: bool,
         insert_only: bool,
     ) -> Result<Aggregate, String> {
-        let agg = Aggregate {
+        let proto = calls
+            .iter()
+            .map(|c| {
+                if insert_only {
+                    Accumulator::try_new_insert_only(c.func, &c.arg_types, &c.params)
+                } else {
+                    Accumulator::try_new(c.func, &c.arg_types, &c.params)
+                }
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Aggregate {
             args: vec![Vec::new(); calls.len()],
             group_by,
             calls,
             window: window.map(|w| w.kind),
             grace: window.and_then(|w| w.grace).unwrap_or(DEFAULT_GRACE_MS),
             emit_final,
-            insert_only,
+            proto,
             groups: HashMap::new(),
             sessions: HashMap::new(),
             closing: BTreeSet::new(),
@@ -90,9 +101,7 @@ impl Aggregate {
             meta_dirty: false,
             touched: HashMap::new(),
             windows: Vec::new(),
-        };
-        agg.new_accs()?;
-        Ok(agg)
+        })
     }
 
     /// Groups (windows) held in memory.
@@ -102,19 +111,6 @@ impl Aggregate {
 
     pub fn is_empty(&self) -> bool {
         self.groups.is_empty()
-    }
-
-    fn new_accs(&self) -> Result<Vec<Accumulator>, String> {
-        self.calls
-            .iter()
-            .map(|c| {
-                if self.insert_only {
-                    Accumulator::try_new_insert_only(c.func, &c.arg_types, &c.params)
-                } else {
-                    Accumulator::try_new(c.func, &c.arg_types, &c.params)
-                }
-            })
-            .collect()
     }
 
     /// The stream time at which a window stops accepting records.
@@ -233,14 +229,8 @@ impl Aggregate {
 
     fn apply(&mut self, key: GroupKey, end: i64, time: i64, diff: i32) {
         self.touch(&key);
-        let fresh = if self.groups.contains_key(&key) {
-            None
-        } else {
-            Some(self.new_accs())
-        };
-        if let Some(accs) = fresh {
-            // new_accs succeeded at construction time with the same inputs.
-            let Ok(accs) = accs else { return };
+        if !self.groups.contains_key(&key) {
+            let accs = self.proto.clone();
             self.groups.insert(
                 key.clone(),
                 Group {
@@ -301,9 +291,7 @@ impl Aggregate {
             return;
         }
         // Merge the old sessions into one at `start`.
-        let Ok(mut accs) = self.new_accs() else {
-            return;
-        };
+        let mut accs = self.proto.clone();
         let mut rows = 0;
         let mut max_time = i64::MIN;
         for &(s, e) in &overlapping {
