@@ -3,3 +3,12 @@
 //! embedded topic log as append-only segment files.
 //!
 //! This crate works in bytes: it never interprets rows, never imports tokio.
+
+pub mod error;
+pub mod keys;
+pub mod log;
+pub mod store;
+
+pub use error::{Result, StorageError};
+pub use log::{Log, LogOptions, Record, RecordRef};
+pub use store::{Store, WriteBatch};

@@ -48,19 +48,24 @@ impl Engine {
         let store = Store::open(&config.data_dir)?;
         let log: Arc<dyn LogBackend> = Arc::new(EmbeddedLog::open(&config.data_dir)?);
 
-        // Records past the committed end were never acknowledged: drop them.
+        // Records past the committed end were never acknowledged (an INSERT
+        // that did not return, a query commit that did not land): drop them.
         let mut log_ends = HashMap::new();
         for entry in store.scan_prefix(&keys::all_log_ends_prefix()) {
             let (k, v) = entry?;
             let Some((topic, partition)) = keys::decode_log_end(&k) else {
                 continue;
             };
-            let end = keys::decode_u64(&v)?;
-            if log.topic_partitions(topic).is_some() && log.end_offset(topic, partition)? > end {
-                warn!(topic, partition, end, "truncating uncommitted log tail");
-                log.truncate(topic, partition, end)?;
+            log_ends.insert((topic.to_string(), partition), keys::decode_u64(&v)?);
+        }
+        for (topic, partitions) in log.topics() {
+            for partition in 0..partitions {
+                let end = log_ends.get(&(topic.clone(), partition)).copied().unwrap_or(0);
+                if log.end_offset(&topic, partition)? > end {
+                    warn!(topic, partition, end, "truncating uncommitted log tail");
+                    log.truncate(&topic, partition, end)?;
+                }
             }
-            log_ends.insert((topic.to_string(), partition), end);
         }
 
         let mut catalog = Catalog::default();
