@@ -232,5 +232,10 @@ fn order_and_limit(mut rows: Vec<Row>, bound: &BoundQuery) -> Vec<Row> {
     if let Some(l) = bound.limit {
         rows.truncate(l as usize);
     }
+    // Drop hidden sort-key columns.
+    let width = bound.output.len();
+    for r in &mut rows {
+        r.truncate(width);
+    }
     rows
 }

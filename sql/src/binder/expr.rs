@@ -460,6 +460,45 @@ impl ExprBinder<'_, '_> {
                 }
             }
             E::Function(f) => self.bind_function(f)?,
+            E::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let mut args: Vec<&sql::Expr> = vec![expr];
+                args.extend(substring_from.as_deref());
+                args.extend(substring_for.as_deref());
+                self.call_scalar("SUBSTRING", &args)?
+            }
+            E::Trim {
+                expr,
+                trim_where,
+                trim_what,
+                trim_characters,
+            } => {
+                if trim_where.is_some() || trim_what.is_some() || trim_characters.is_some() {
+                    return Err(BindError::Unsupported(
+                        "TRIM takes one argument: TRIM(s) removes leading and trailing whitespace"
+                            .into(),
+                    ));
+                }
+                self.call_scalar("TRIM", &[expr])?
+            }
+            E::Ceil { expr, field } | E::Floor { expr, field } => {
+                let name = if matches!(e, E::Ceil { .. }) {
+                    "CEIL"
+                } else {
+                    "FLOOR"
+                };
+                if !matches!(
+                    field,
+                    sql::CeilFloorKind::DateTimeField(sql::DateTimeField::NoDateTime)
+                ) {
+                    return Err(BindError::Unsupported(format!("{name} takes one argument")));
+                }
+                self.call_scalar(name, &[expr])?
+            }
             E::CompoundFieldAccess { root, access_chain } => {
                 let (mut b, mut t) = self.child(root)?;
                 for access in access_chain {
@@ -730,6 +769,34 @@ impl ExprBinder<'_, '_> {
                     )))
                 }
             }
+        }
+        let ret = (scalar.return_type)(&types).map_err(type_error)?;
+        Ok((
+            Expr::Function {
+                func: scalar,
+                args: bound,
+            },
+            ret,
+        ))
+    }
+
+    /// Binds a call of the scalar function `name` (special syntax such as
+    /// `TRIM(x)` and `SUBSTRING(x FROM 2)` arrives here).
+    fn call_scalar(
+        &mut self,
+        name: &str,
+        args: &[&sql::Expr],
+    ) -> Result<(Expr, DataType), BindError> {
+        let scalar = func::lookup(name).ok_or_else(|| BindError::UnknownFunction {
+            name: name.to_string(),
+            hint: None,
+        })?;
+        let mut bound = Vec::new();
+        let mut types = Vec::new();
+        for a in args {
+            let (b, t) = self.child(a)?;
+            bound.push(b);
+            types.push(t);
         }
         let ret = (scalar.return_type)(&types).map_err(type_error)?;
         Ok((
@@ -1016,6 +1083,14 @@ pub(crate) fn coerce_to(e: Expr, from: &DataType, to: &DataType) -> Result<Expr,
         return Ok(e);
     }
     if let Expr::Literal(v) = &e {
+        let assignable = v.is_null()
+            || (from.is_numeric() && to.is_numeric())
+            || *from == DataType::String
+            || (matches!(from, DataType::Int | DataType::BigInt) && *to == DataType::Timestamp)
+            || *to == DataType::String && !matches!(from, DataType::Boolean | DataType::Bytes);
+        if !assignable {
+            return Err(type_error(format!("expected {to}, found {from} value {v}")));
+        }
         return cast(v.clone(), to)
             .map(Expr::Literal)
             .map_err(|err| BindError::Data(err.to_string()));

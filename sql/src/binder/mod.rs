@@ -51,7 +51,9 @@ pub struct BoundQuery {
     pub filter: Option<Expr>,
     pub aggregate: Option<BoundAggregate>,
     pub having: Option<Expr>,
-    /// In output column order (keys first).
+    /// In output column order (keys first). Pull queries may have extra
+    /// trailing expressions beyond `output`: hidden sort keys, dropped
+    /// after ORDER BY.
     pub projection: Vec<Expr>,
     pub output: Vec<ColumnDesc>,
     pub emit: Option<Emit>,

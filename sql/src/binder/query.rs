@@ -323,7 +323,10 @@ pub fn bind_select(
         }
     }
 
-    // ORDER BY / LIMIT.
+    // ORDER BY / LIMIT. Sort keys read the projected row; a key that names
+    // source columns outside the SELECT list is computed as an extra,
+    // hidden column after the output ones (dropped after sorting).
+    let mut projection = projection;
     let mut order_by = Vec::new();
     if let Some(ob) = &query.order_by {
         if mode != SelectMode::Pull {
@@ -337,37 +340,44 @@ pub fn bind_select(
             qualifiers: Vec::new(),
         };
         for o in exprs {
-            let e = match &o.expr {
-                sql::Expr::Value(v) => match &v.value {
-                    sql::Value::Number(n, _) => {
-                        let pos: usize = n.parse().map_err(|_| {
+            let position =
+                match &o.expr {
+                    sql::Expr::Value(v) => match &v.value {
+                        sql::Value::Number(n, _) => Some(n.parse::<usize>().map_err(|_| {
                             BindError::Invalid(format!("bad ORDER BY position {n}"))
-                        })?;
-                        if pos == 0 || pos > output.len() {
-                            return Err(BindError::Invalid(format!(
-                                "ORDER BY position {pos} is not in the SELECT list (1 to {})",
-                                output.len()
-                            )));
-                        }
-                        Expr::Column(pos - 1)
+                        })?),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+            let e = match position {
+                Some(pos) => {
+                    if pos == 0 || pos > output.len() {
+                        return Err(BindError::Invalid(format!(
+                            "ORDER BY position {pos} is not in the SELECT list (1 to {})",
+                            output.len()
+                        )));
                     }
-                    _ => {
-                        ExprBinder {
-                            scope: &out_scope,
+                    Expr::Column(pos - 1)
+                }
+                None => match (ExprBinder {
+                    scope: &out_scope,
+                    agg: None,
+                })
+                .bind(&o.expr)
+                {
+                    Ok((e, _)) => e,
+                    Err(BindError::UnknownColumn { .. }) if agg_ctx_is_none(&aggregate) => {
+                        let (e, _) = ExprBinder {
+                            scope: &scope,
                             agg: None,
                         }
-                        .bind(&o.expr)?
-                        .0
+                        .bind(&o.expr)?;
+                        projection.push(e);
+                        Expr::Column(projection.len() - 1)
                     }
+                    Err(e) => return Err(e),
                 },
-                other => {
-                    ExprBinder {
-                        scope: &out_scope,
-                        agg: None,
-                    }
-                    .bind(other)?
-                    .0
-                }
             };
             order_by.push((e, !matches!(o.options.sort, Some(sql::OrderBySort::Desc))));
         }
@@ -417,6 +427,10 @@ pub fn bind_select(
         order_by,
         limit,
     })
+}
+
+fn agg_ctx_is_none(a: &Option<BoundAggregate>) -> bool {
+    a.is_none()
 }
 
 fn validate_window(w: &WindowKind) -> Result<(), BindError> {

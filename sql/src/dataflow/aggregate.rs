@@ -60,7 +60,9 @@ pub struct Aggregate {
     dirty: HashSet<GroupKey>,
     meta_dirty: bool,
     // Per-batch scratch.
-    touched: HashMap<GroupKey, Option<Row>>,
+    /// Groups changed in this batch: their output before it, and the
+    /// latest event time that changed them.
+    touched: HashMap<GroupKey, (Option<Row>, i64)>,
     args: Vec<Vec<Value>>,
     windows: Vec<(i64, i64)>,
 }
@@ -136,8 +138,9 @@ impl Aggregate {
     }
 
     /// Remembers the group's output before this batch first changes it.
-    fn touch(&mut self, key: &GroupKey) {
-        if self.touched.contains_key(key) {
+    fn touch(&mut self, key: &GroupKey, time: i64) {
+        if let Some(t) = self.touched.get_mut(key) {
+            t.1 = t.1.max(time);
             return;
         }
         let old = self
@@ -145,7 +148,7 @@ impl Aggregate {
             .get(key)
             .filter(|g| g.rows > 0)
             .map(|g| self.output_row(key, g));
-        self.touched.insert(key.clone(), old);
+        self.touched.insert(key.clone(), (old, time));
     }
 
     pub fn process(
@@ -228,7 +231,7 @@ impl Aggregate {
     }
 
     fn apply(&mut self, key: GroupKey, end: i64, time: i64, diff: i32) {
-        self.touch(&key);
+        self.touch(&key, time);
         if !self.groups.contains_key(&key) {
             let accs = self.proto.clone();
             self.groups.insert(
@@ -269,9 +272,18 @@ impl Aggregate {
     ) {
         let sessions = self.sessions.entry(key_values.clone()).or_default();
         // Sessions this record touches: start - gap <= t <= end + gap.
+        // Sessions closed earlier in this batch are gone, even if not purged yet.
+        let (stream_time, grace) = (self.stream_time, self.grace);
+        let closed = |end: i64| {
+            stream_time
+                >= end
+                    .saturating_add(gap)
+                    .saturating_add(grace)
+                    .saturating_add(1)
+        };
         let overlapping: Vec<(i64, i64)> = sessions
             .range(..=time.saturating_add(gap))
-            .filter(|(_, &end)| end.saturating_add(gap) >= time)
+            .filter(|(_, &end)| end.saturating_add(gap) >= time && !closed(end))
             .map(|(&s, &e)| (s, e))
             .collect();
         let start = overlapping
@@ -296,7 +308,7 @@ impl Aggregate {
         let mut max_time = i64::MIN;
         for &(s, e) in &overlapping {
             let k = (key_values.clone(), s);
-            self.touch(&k);
+            self.touch(&k, time);
             if let Some(g) = self.groups.remove(&k) {
                 for (a, b) in accs.iter_mut().zip(&g.accs) {
                     a.merge(b);
@@ -311,7 +323,7 @@ impl Aggregate {
             }
         }
         let k = (key_values.clone(), start);
-        self.touch(&k);
+        self.touch(&k, time);
         self.groups.insert(
             k.clone(),
             Group {
@@ -331,7 +343,7 @@ impl Aggregate {
 
     fn emit_changes(&mut self, out: &mut Vec<Change>) {
         let touched = std::mem::take(&mut self.touched);
-        for (key, old) in touched {
+        for (key, (old, touched_at)) in touched {
             let new = self
                 .groups
                 .get(&key)
@@ -340,7 +352,7 @@ impl Aggregate {
             match (old, new) {
                 (Some(o), Some((n, _))) if o == n => {}
                 (old, new) => {
-                    let time = new.as_ref().map(|n| n.1).unwrap_or(self.stream_time);
+                    let time = new.as_ref().map(|n| n.1).unwrap_or(touched_at);
                     if let Some(o) = old {
                         out.push(Change::retract(o, time));
                     }

@@ -195,3 +195,6 @@ impl Pipeline {
         self.operators.iter().map(Operator::state_size).sum()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -234,6 +234,17 @@ impl Cursor {
         } else if self.eat_word("ROLLBACK") || self.eat_word("ABORT") {
             let _ = self.eat_word("TRANSACTION") || self.eat_word("WORK");
             Statement::Transaction(TransactionKind::Rollback)
+        } else if [
+            "DELETE", "UPDATE", "ALTER", "TRUNCATE", "GRANT", "REVOKE", "COPY", "MERGE",
+        ]
+        .iter()
+        .any(|w| self.is_word(w))
+        {
+            return Err(ParseError::Unsupported(format!(
+                "{} is not supported: streams are append-only and tables change through their topic \
+                 (INSERT a new row for the key)",
+                self.found().trim_matches('"').to_uppercase()
+            )));
         } else {
             return Err(self.error(format!(
                 "unknown statement starting with {}: expected CREATE, INSERT, SELECT, DROP, \
