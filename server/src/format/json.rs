@@ -127,15 +127,24 @@ fn field_prefixes(names: &[String]) -> Vec<Vec<u8>> {
 /// field named exactly like a column wins; otherwise names match
 /// case-insensitively (so `pageId` fills the unquoted column `PAGEID`).
 ///
-/// Built once; a lookup hashes the name's upper-case form and allocates
-/// nothing.
+/// Built once; a lookup allocates nothing. Most fields are settled without
+/// hashing: a field whose length no column name has is skipped at once,
+/// and a field named exactly like the one at the same position of the
+/// previous record (producers keep their field order) hits its hint.
 struct NameLookup {
     /// Open addressing: 0 is empty, otherwise an index into `entries` + 1.
     table: Vec<u32>,
     /// Name, folded hash, slot.
     entries: Vec<(Box<str>, u64, usize)>,
     mask: usize,
+    /// Bit `n` is set if a name is `n` bytes long (bit 63: 63 or more).
+    /// Valid only if every name is ASCII: case folding then keeps lengths.
+    lengths: u64,
+    ascii: bool,
 }
+
+/// No hint: the field at this position matched no column last time.
+const NO_HINT: u32 = u32::MAX;
 
 impl NameLookup {
     /// Slot `i` is `names[i]`.
@@ -145,6 +154,8 @@ impl NameLookup {
             table: vec![0; size],
             entries: Vec::with_capacity(names.len()),
             mask: size - 1,
+            lengths: 0,
+            ascii: names.iter().all(|name| name.is_ascii()),
         };
         for (slot, name) in names.iter().enumerate() {
             let hash = fold_hash(name);
@@ -154,29 +165,50 @@ impl NameLookup {
             }
             lookup.entries.push((name.as_str().into(), hash, slot));
             lookup.table[i] = u32::try_from(lookup.entries.len()).unwrap_or(u32::MAX);
+            lookup.lengths |= 1 << name.len().min(63);
         }
         lookup
     }
 
     /// The slot of the column `key` names, if any.
     fn get(&self, key: &str) -> Option<usize> {
+        let entry = self.find(key)?;
+        self.entries.get(entry as usize).map(|(_, _, slot)| *slot)
+    }
+
+    /// Like [`NameLookup::get`], trying `hint` (the entry this position
+    /// named last time) first, and updating it.
+    fn get_hinted(&self, key: &str, hint: &mut u32) -> Option<usize> {
+        if let Some((name, _, slot)) = self.entries.get(*hint as usize) {
+            if **name == *key {
+                return Some(*slot);
+            }
+        }
+        let entry = self.find(key);
+        *hint = entry.unwrap_or(NO_HINT);
+        self.entries.get(entry? as usize).map(|(_, _, slot)| *slot)
+    }
+
+    /// The index in `entries` of the column `key` names.
+    fn find(&self, key: &str) -> Option<u32> {
+        if self.ascii && key.is_ascii() && self.lengths & (1 << key.len().min(63)) == 0 {
+            return None;
+        }
         let hash = fold_hash(key);
         let mut i = hash as usize & self.mask;
         let mut folded = None;
-        loop {
-            let entry = self.table[i] as usize;
-            let (name, h, slot) = self.entries.get(entry.checked_sub(1)?)?;
-            if *h == hash && eq_fold(name, key) {
-                if **name == *key {
-                    return Some(*slot);
+        while let Some(entry) = self.table[i].checked_sub(1) {
+            if let Some((name, h, _)) = self.entries.get(entry as usize) {
+                if *h == hash && eq_fold(name, key) {
+                    if **name == *key {
+                        return Some(entry);
+                    }
+                    folded = folded.or(Some(entry));
                 }
-                folded = folded.or(Some(*slot));
             }
             i = (i + 1) & self.mask;
-            if self.table[i] == 0 {
-                return folded;
-            }
         }
+        folded
     }
 }
 
@@ -218,9 +250,15 @@ pub(crate) struct JsonDecoder {
     names: Vec<String>,
     columns: Vec<Node>,
     lookup: NameLookup,
+    /// Per field position of the top-level object: the lookup entry that
+    /// position named in the previous record.
+    hints: Vec<u32>,
     unwrapped: bool,
     ctx: Ctx,
 }
+
+/// Field positions past this are looked up without hints.
+const MAX_HINTS: usize = 64;
 
 impl JsonDecoder {
     pub(crate) fn try_new(
@@ -234,6 +272,7 @@ impl JsonDecoder {
             .collect::<Result<_, _>>()?;
         Ok(JsonDecoder {
             lookup: NameLookup::new(&names),
+            hints: vec![NO_HINT; MAX_HINTS],
             names,
             columns: nodes,
             unwrapped: columns.len() == 1 && !options.wrap_single_value,
@@ -261,6 +300,7 @@ impl JsonDecoder {
                     names: &self.names,
                     columns: &self.columns,
                     lookup: &self.lookup,
+                    hints: &mut self.hints,
                     slots: &mut out[base..],
                     ctx: &mut self.ctx,
                 })
@@ -338,6 +378,7 @@ struct RowVisitor<'a> {
     names: &'a [String],
     columns: &'a [Node],
     lookup: &'a NameLookup,
+    hints: &'a mut [u32],
     slots: &'a mut [Value],
     ctx: &'a mut Ctx,
 }
@@ -393,7 +434,11 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(slot) = map.next_key_seed(KeySeed(self.lookup))? {
+        let mut hints = self.hints.iter_mut();
+        while let Some(slot) = map.next_key_seed(KeySeed {
+            lookup: self.lookup,
+            hint: hints.next(),
+        })? {
             let (Some(i), Some(node)) = (slot, slot.and_then(|i| self.columns.get(i))) else {
                 map.next_value::<IgnoredAny>()?;
                 continue;
@@ -419,8 +464,10 @@ impl<'de> Visitor<'de> for RowVisitor<'_> {
 }
 
 /// A field name: the slot of the column it names, if any.
-#[derive(Clone, Copy)]
-struct KeySeed<'a>(&'a NameLookup);
+struct KeySeed<'a> {
+    lookup: &'a NameLookup,
+    hint: Option<&'a mut u32>,
+}
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Option<usize>;
@@ -438,7 +485,10 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.get(v))
+        Ok(match self.hint {
+            Some(hint) => self.lookup.get_hinted(v, hint),
+            None => self.lookup.get(v),
+        })
     }
 }
 
@@ -679,7 +729,10 @@ fn decode_struct<'de, A: MapAccess<'de>>(
     ctx: &mut Ctx,
 ) -> Result<Value, A::Error> {
     let mut fields = vec![Value::Null; st.fields.len()];
-    while let Some(slot) = map.next_key_seed(KeySeed(&st.lookup))? {
+    while let Some(slot) = map.next_key_seed(KeySeed {
+        lookup: &st.lookup,
+        hint: None,
+    })? {
         let (Some(i), Some(node)) = (slot, slot.and_then(|i| st.fields.get(i))) else {
             map.next_value::<IgnoredAny>()?;
             continue;
@@ -1298,6 +1351,42 @@ mod tests {
     }
 
     #[test]
+    fn field_order_and_case_may_change_between_records() {
+        let columns = cols(&[
+            ("A", DataType::Int),
+            ("BB", DataType::Int),
+            ("I", DataType::Int),
+        ]);
+        let mut d =
+            Decoder::try_new(FormatKind::Json, &columns, &FormatOptions::default()).unwrap();
+        let records = [
+            (
+                r#"{"A": 1, "BB": 2, "x": 0}"#,
+                [Value::Int(1), Value::Int(2), Value::Null],
+            ),
+            (
+                r#"{"BB": 3, "A": 4}"#,
+                [Value::Int(4), Value::Int(3), Value::Null],
+            ),
+            (
+                r#"{"bb": 5, "a": 6, "A": 7}"#,
+                [Value::Int(7), Value::Int(5), Value::Null],
+            ),
+            (
+                r#"{"x": 8, "A": 9, "CC": 1}"#,
+                [Value::Int(9), Value::Null, Value::Null],
+            ),
+            // Dotless i upper-cases to I, as in Java.
+            (r#"{"ı": 10}"#, [Value::Null, Value::Null, Value::Int(10)]),
+        ];
+        for (json, want) in records {
+            let mut out = Vec::new();
+            d.decode(json.as_bytes(), &mut out).unwrap();
+            assert_eq!(out, want, "{json}");
+        }
+    }
+
+    #[test]
     fn coerces_values_as_ksqldb_does() {
         let int = |json: &str| decode_one(DataType::Int, json);
         assert_eq!(int("42"), Ok(Value::Int(42)));
@@ -1519,53 +1608,6 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "the JSON format does not support MAP<ARRAY<INTEGER>, INTEGER> (column \"M\"): map keys must be of a primitive type"
-        );
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod bench_tmp {
-    use super::*;
-    use crate::format::Decoder;
-    #[test]
-    #[ignore]
-    fn bench() {
-        let rec = br#"{"auction": 1000123, "bidder": 2001234, "price": 12345678, "channel": "Google", "url": "https://www.nexmark.com/abc/def/item.htm?query=1", "dateTime": 1700000000123, "extra": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
-        let all = vec![
-            ("AUCTION".to_owned(), DataType::BigInt),
-            ("BIDDER".to_owned(), DataType::BigInt),
-            ("PRICE".to_owned(), DataType::BigInt),
-            ("CHANNEL".to_owned(), DataType::String),
-            ("URL".to_owned(), DataType::String),
-            ("DATETIME".to_owned(), DataType::Timestamp),
-            ("EXTRA".to_owned(), DataType::String),
-        ];
-        let n = 2_000_000;
-        for cols in [all.clone(), vec![all[2].clone()]] {
-            let mut d =
-                Decoder::try_new(FormatKind::Json, &cols, &FormatOptions::default()).unwrap();
-            let mut out = Vec::with_capacity(16);
-            let t = std::time::Instant::now();
-            for _ in 0..n {
-                out.clear();
-                d.decode(rec, &mut out).unwrap();
-            }
-            let e = t.elapsed();
-            println!(
-                "{} cols: {:.2} M/s",
-                cols.len(),
-                n as f64 / e.as_secs_f64() / 1e6
-            );
-        }
-        let t = std::time::Instant::now();
-        for _ in 0..n {
-            let v: serde_json::Value = serde_json::from_slice(rec).unwrap();
-            std::hint::black_box(v);
-        }
-        println!(
-            "serde_json::Value: {:.2} M/s",
-            n as f64 / t.elapsed().as_secs_f64() / 1e6
         );
     }
 }

@@ -12,19 +12,25 @@ use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt};
-use futures::Sink;
+use futures::{FutureExt, Sink, SinkExt};
 use pgwire::api::auth::noop::NoopStartupHandler;
 use pgwire::api::auth::StartupHandler;
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
-use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::query::{
+    send_execution_response, send_ready_for_query, ExtendedQueryHandler, SimpleQueryHandler,
+};
 use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
-use pgwire::api::{ClientInfo, ClientPortalStore, PgWireServerHandlers, Type};
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
-use pgwire::messages::data::DataRow;
+use pgwire::messages::data::{DataRow, RowDescription};
+use pgwire::messages::response::EmptyQueryResponse;
+use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use rill_sql::binder::expr::infer_param_types;
 use rill_sql::binder::{bind_insert_values, bind_select, SelectMode};
@@ -171,8 +177,101 @@ impl Handlers {
     }
 }
 
+/// Sends a result set, flushing whenever the next row is not ready yet, so
+/// a push query's rows reach the client as they arrive while a pull
+/// query's rows still go out in large writes.
+async fn send_rows<C>(client: &mut C, mut response: QueryResponse) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let description = RowDescription::new(response.row_schema().iter().map(Into::into).collect());
+    client
+        .feed(PgWireBackendMessage::RowDescription(description))
+        .await?;
+    let mut rows = 0;
+    let data = response.data_rows();
+    loop {
+        let next = match data.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                client.flush().await?;
+                data.next().await
+            }
+        };
+        match next {
+            Some(row) => {
+                client.feed(PgWireBackendMessage::DataRow(row?)).await?;
+                rows += 1;
+            }
+            None => break,
+        }
+    }
+    let tag = Tag::new(response.command_tag()).with_rows(rows);
+    client
+        .feed(PgWireBackendMessage::CommandComplete(tag.into()))
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl SimpleQueryHandler for Handlers {
+    /// Like pgwire's default, but streams row sets with [`send_rows`] and
+    /// stops a script at its first error, as Postgres does.
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let mut status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let responses = SimpleQueryHandler::do_query(self, client, &query.query).await?;
+        for r in responses {
+            let sent = match r {
+                Response::EmptyQuery => client
+                    .feed(PgWireBackendMessage::EmptyQueryResponse(
+                        EmptyQueryResponse::new(),
+                    ))
+                    .await
+                    .map_err(Into::into),
+                Response::Query(rows) => send_rows(client, rows).await,
+                Response::Execution(tag) => send_execution_response(client, tag).await,
+                Response::TransactionStart(tag) => {
+                    status = status.to_in_transaction_state();
+                    send_execution_response(client, tag).await
+                }
+                Response::TransactionEnd(tag) => {
+                    status = status.to_idle_state();
+                    send_execution_response(client, tag).await
+                }
+                Response::Error(e) => Err(PgWireError::UserError(e)),
+                _ => Err(user_error(Error::Unsupported(
+                    "COPY is not supported".into(),
+                ))),
+            };
+            match sent {
+                Ok(()) => {}
+                Err(PgWireError::UserError(info)) => {
+                    client
+                        .feed(PgWireBackendMessage::ErrorResponse((*info).into()))
+                        .await?;
+                    status = status.to_error_state();
+                    break;
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        send_ready_for_query(client, status).await
+    }
+
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,

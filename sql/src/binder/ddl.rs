@@ -4,6 +4,7 @@ use super::expr::{coerce_to, ExprBinder, Scope};
 use super::types::resolve_type;
 use crate::catalog::{ColumnDesc, FormatSpec, RelationDesc, PSEUDO_COLUMNS};
 use crate::error::BindError;
+use crate::expr::Expr;
 use crate::parser::{
     CreateAs, CreateSource, InsertValues, KeyKind, Properties, PropertyValue, RelationKind,
 };
@@ -317,6 +318,7 @@ pub fn bind_insert_values(
         }
         let mut row = vec![Value::Null; target.columns.len()];
         let mut rowtime = None;
+        let mut has_params = false;
         for (e, slot) in exprs.iter().zip(&slots) {
             let (b, t) = ExprBinder {
                 scope: &scope,
@@ -340,13 +342,18 @@ pub fn bind_insert_values(
                 )),
                 other => other,
             })?;
+            if matches!(b, Expr::Param(_)) {
+                // Only inferring parameter types: there is no value yet.
+                has_params = true;
+                continue;
+            }
             let v = b.eval(&[]).map_err(|e| BindError::Data(e.to_string()))?;
             match slot {
                 Some(i) => row[*i] = v,
                 None => rowtime = v.as_i64(),
             }
         }
-        if target.kind == RelationKind::Table {
+        if target.kind == RelationKind::Table && !has_params {
             for k in target.key_indices() {
                 if row[k].is_null() {
                     return Err(BindError::Data(format!(
