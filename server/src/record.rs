@@ -12,6 +12,9 @@ use rill_storage::Record;
 use crate::error::{Error, Result};
 use crate::format::{Decoder, Encoder, FormatKind, FormatOptions};
 
+/// A record's key and value bytes (`None`: no key / a tombstone).
+pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Encodes and decodes the records of one relation.
 pub struct RecordCodec {
     kind: RelationKind,
@@ -129,11 +132,7 @@ impl RecordCodec {
 
     /// Encodes a row: (key bytes, value bytes); value `None` for a tombstone
     /// (`tombstone` true: a deleted table row).
-    pub fn encode(
-        &mut self,
-        row: &[Value],
-        tombstone: bool,
-    ) -> Result<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+    pub fn encode(&mut self, row: &[Value], tombstone: bool) -> Result<KeyValue> {
         let key = if self.key_idx.is_empty() && self.window_idx.is_none() {
             None
         } else {

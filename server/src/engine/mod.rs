@@ -60,7 +60,10 @@ impl Engine {
         }
         for (topic, partitions) in log.topics() {
             for partition in 0..partitions {
-                let end = log_ends.get(&(topic.clone(), partition)).copied().unwrap_or(0);
+                let end = log_ends
+                    .get(&(topic.clone(), partition))
+                    .copied()
+                    .unwrap_or(0);
                 if log.end_offset(&topic, partition)? > end {
                     warn!(topic, partition, end, "truncating uncommitted log tail");
                     log.truncate(&topic, partition, end)?;

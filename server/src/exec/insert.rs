@@ -12,7 +12,7 @@ use rill_storage::{RecordRef, WriteBatch};
 use super::Output;
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::record::RecordCodec;
+use crate::record::{KeyValue, RecordCodec};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -39,19 +39,21 @@ pub(super) fn insert_values(engine: &Arc<Engine>, ins: InsertValues) -> Result<O
         .topic_partitions(&rel.topic)
         .unwrap_or(rel.partitions);
     let now = now_ms();
-    let mut by_partition: BTreeMap<u32, Vec<(i64, Option<Vec<u8>>, Option<Vec<u8>>)>> =
-        BTreeMap::new();
+    let mut by_partition: BTreeMap<u32, Vec<(i64, KeyValue)>> = BTreeMap::new();
     for (rowtime, row) in &bound.rows {
         let time = rowtime.or_else(|| codec.row_time(row)).unwrap_or(now);
         let (key, value) = codec.encode(row, false)?;
         let p = codec.partition(key.as_deref(), partitions);
-        by_partition.entry(p).or_default().push((time, key, value));
+        by_partition
+            .entry(p)
+            .or_default()
+            .push((time, (key, value)));
     }
     let mut ends = Vec::new();
     for (p, records) in &by_partition {
         let refs: Vec<RecordRef<'_>> = records
             .iter()
-            .map(|(t, k, v)| RecordRef {
+            .map(|(t, (k, v))| RecordRef {
                 timestamp: *t,
                 key: k.as_deref(),
                 value: v.as_deref(),

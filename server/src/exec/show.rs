@@ -80,7 +80,6 @@ pub(super) fn show(
                     row
                 })
                 .collect();
-            let mut columns = columns;
             columns[4].1 = DataType::Boolean;
             Output::Rows { columns, rows }
         }
