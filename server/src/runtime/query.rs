@@ -190,7 +190,6 @@ impl QueryTask {
             );
         }
         self.engine.commit(batch, &ends, false)?;
-        self.status.committed.send_replace(self.offsets.clone());
         self.status
             .state_entries
             .store(self.pipeline.state_size() as u64, Ordering::Relaxed);
@@ -200,6 +199,8 @@ impl QueryTask {
             m.last_error.clone_from(&self.sink.last_error);
         }
         *lock(&self.status.metrics) = m;
+        // Last: waking read-your-writes waiters must find the metrics too.
+        self.status.committed.send_replace(self.offsets.clone());
         debug!(query = %self.desc.id, offsets = ?self.offsets, "committed");
         Ok(())
     }
