@@ -19,6 +19,25 @@ fn tag(kind: RelationKind, verb: &str) -> String {
     format!("{verb} {}", kind.name().to_uppercase())
 }
 
+/// Refuses to change `name` while persistent queries read it.
+fn refuse_if_read(catalog: &crate::engine::Catalog, name: &str, what: &str) -> Result<()> {
+    let readers: Vec<String> = catalog
+        .readers_of(name)
+        .iter()
+        .map(|q| q.id.clone())
+        .collect();
+    if readers.is_empty() {
+        return Ok(());
+    }
+    Err(Error::InUse {
+        message: format!(
+            "cannot {what} \"{name}\": queries read it: {}",
+            readers.join(", ")
+        ),
+        hint: Some(format!("TERMINATE {} first", readers.join(", "))),
+    })
+}
+
 /// Creates the topic if needed; returns its partition count.
 pub(super) fn ensure_topic(engine: &Engine, topic: &str, partitions: Option<u32>) -> Result<u32> {
     match engine.log.topic_partitions(topic) {
@@ -107,21 +126,7 @@ pub(super) fn create_source(
                 old.written_by.as_deref().unwrap_or("")
             )));
         }
-        let readers: Vec<String> = catalog
-            .readers_of(&c.name)
-            .iter()
-            .map(|q| q.id.clone())
-            .collect();
-        if !readers.is_empty() {
-            return Err(Error::InUse {
-                message: format!(
-                    "cannot replace \"{}\": queries read it: {}",
-                    c.name,
-                    readers.join(", ")
-                ),
-                hint: Some("TERMINATE those queries first".into()),
-            });
-        }
+        refuse_if_read(&catalog, &c.name, "replace")?;
         drop_relation(engine, &mut catalog, &mut batch, &c.name, false)?;
     }
     let partitions_given = c.properties.iter().any(|(n, _)| n == "PARTITIONS");
@@ -261,21 +266,7 @@ pub(super) fn drop(
             rel.kind.name().to_uppercase()
         )));
     }
-    let readers: Vec<String> = catalog
-        .readers_of(name)
-        .iter()
-        .map(|q| q.id.clone())
-        .collect();
-    if !readers.is_empty() {
-        return Err(Error::InUse {
-            message: format!(
-                "cannot drop {} \"{name}\": queries read it: {}",
-                kind.name(),
-                readers.join(", ")
-            ),
-            hint: Some(format!("TERMINATE {} first", readers.join(", "))),
-        });
-    }
+    refuse_if_read(&catalog, name, &format!("drop {}", kind.name()))?;
     let mut batch = WriteBatch::new();
     drop_relation(engine, &mut catalog, &mut batch, name, delete_topic)?;
     engine.commit(batch, &[], true)?;

@@ -376,20 +376,6 @@ pub fn eval_binary(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, EvalErro
 fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
     use Value::*;
     Ok(match (l, r) {
-        (Int(a), Int(b)) => {
-            let (a, b) = (*a, *b);
-            let v = match op {
-                BinaryOp::Add => a.checked_add(b),
-                BinaryOp::Sub => a.checked_sub(b),
-                BinaryOp::Mul => a.checked_mul(b),
-                BinaryOp::Div if b == 0 => return Ok(Null),
-                BinaryOp::Div => a.checked_div(b),
-                BinaryOp::Mod if b == 0 => return Ok(Null),
-                BinaryOp::Mod => a.checked_rem(b),
-                _ => return Ok(Null),
-            };
-            Int(v.ok_or(EvalError::Overflow("integer"))?)
-        }
         (Int(_) | BigInt(_), Int(_) | BigInt(_)) => {
             let (a, b) = (
                 l.as_i64().unwrap_or_default(),
@@ -399,13 +385,19 @@ fn arithmetic(op: BinaryOp, l: &Value, r: &Value) -> Result<Value, EvalError> {
                 BinaryOp::Add => a.checked_add(b),
                 BinaryOp::Sub => a.checked_sub(b),
                 BinaryOp::Mul => a.checked_mul(b),
-                BinaryOp::Div if b == 0 => return Ok(Null),
+                BinaryOp::Div | BinaryOp::Mod if b == 0 => return Ok(Null),
                 BinaryOp::Div => a.checked_div(b),
-                BinaryOp::Mod if b == 0 => return Ok(Null),
                 BinaryOp::Mod => a.checked_rem(b),
                 _ => return Ok(Null),
             };
-            BigInt(v.ok_or(EvalError::Overflow("bigint"))?)
+            // INT op INT stays INT, as the binder typed it.
+            if matches!((l, r), (Int(_), Int(_))) {
+                Int(v
+                    .and_then(|v| i32::try_from(v).ok())
+                    .ok_or(EvalError::Overflow("integer"))?)
+            } else {
+                BigInt(v.ok_or(EvalError::Overflow("bigint"))?)
+            }
         }
         (Double(_), _) | (_, Double(_)) => {
             let (a, b) = (
