@@ -67,6 +67,10 @@ pub struct RelationDesc {
     pub read_only: bool,
     /// The persistent query that writes this relation, if any.
     pub written_by: Option<String>,
+    /// Windowed tables: how long (ms) a window's row stays after its end
+    /// (`RETENTION`); kept forever when unset.
+    #[serde(default)]
+    pub retention_ms: Option<i64>,
 }
 
 impl RelationDesc {

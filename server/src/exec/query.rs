@@ -114,6 +114,7 @@ pub(super) fn create_as(
         timestamp_format: None,
         read_only: false,
         written_by: Some(id.clone()),
+        retention_ms: bound.window().and_then(|w| w.retention),
     };
     RecordCodec::try_new(&sink)?;
     let mut sink = sink;

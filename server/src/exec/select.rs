@@ -12,7 +12,7 @@ use rill_sql::dataflow::{Change, Filter, Metrics, Operator, Pipeline, Project};
 use rill_sql::expr::cast::cast;
 use rill_sql::expr::{BinaryOp, Expr};
 use rill_sql::parser::{RelationKind, Select};
-use rill_sql::{Row, Value};
+use rill_sql::{DataType, Row, Value};
 use rill_storage::{keys, Record};
 
 use super::{blocking, Output};
@@ -96,9 +96,19 @@ fn report(m: &Metrics) -> Result<()> {
     }
 }
 
-/// Values of the leading key columns the filter pins with `=`, cast to the
-/// columns' types: the store key prefix to scan.
-fn key_prefix(filter: Option<&Expr>, rel: &RelationDesc) -> Vec<Value> {
+/// The part of a table's key space a pull query must read.
+struct KeyRange {
+    /// Values of the leading key columns pinned with `=`.
+    prefix: Vec<Value>,
+    /// Inclusive bounds on the next key column when it is an integer (a
+    /// window start, say) and the filter bounds it.
+    next: Option<(i64, i64)>,
+}
+
+/// Reads the filter's conjuncts for equalities on the leading key columns
+/// and integer bounds on the key column after them. The filter is still
+/// applied to every row read, so this only narrows the scan.
+fn key_range(filter: Option<&Expr>, rel: &RelationDesc) -> KeyRange {
     let mut conjuncts = Vec::new();
     fn split<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
         match e {
@@ -116,39 +126,97 @@ fn key_prefix(filter: Option<&Expr>, rel: &RelationDesc) -> Vec<Value> {
     if let Some(f) = filter {
         split(f, &mut conjuncts);
     }
-    let mut prefix = Vec::new();
-    for k in rel.key_indices() {
-        let found = conjuncts.iter().find_map(|c| match c {
-            Expr::Binary {
-                op: BinaryOp::Eq,
-                left,
-                right,
-            } => match (left.as_ref(), right.as_ref()) {
-                (Expr::Column(i), Expr::Literal(v)) | (Expr::Literal(v), Expr::Column(i))
-                    if *i == k =>
-                {
-                    Some(v.clone())
-                }
-                _ => None,
-            },
+    // (op, column, literal) with the column on the left.
+    let compare = |c: &&Expr| -> Option<(BinaryOp, usize, Value)> {
+        let Expr::Binary { op, left, right } = c else {
+            return None;
+        };
+        let flipped = match op {
+            BinaryOp::Lt => BinaryOp::Gt,
+            BinaryOp::LtEq => BinaryOp::GtEq,
+            BinaryOp::Gt => BinaryOp::Lt,
+            BinaryOp::GtEq => BinaryOp::LtEq,
+            other => *other,
+        };
+        match (left.as_ref(), right.as_ref()) {
+            (Expr::Column(i), Expr::Literal(v)) => Some((*op, *i, v.clone())),
+            (Expr::Literal(v), Expr::Column(i)) => Some((flipped, *i, v.clone())),
             _ => None,
-        });
-        match found.and_then(|v| cast(v, &rel.columns[k].data_type).ok()) {
+        }
+    };
+    let comparisons: Vec<(BinaryOp, usize, Value)> = conjuncts.iter().filter_map(compare).collect();
+    let keys = rel.key_indices();
+    let mut prefix = Vec::new();
+    for &k in &keys {
+        let found = comparisons
+            .iter()
+            .find(|(op, i, _)| *op == BinaryOp::Eq && *i == k)
+            .and_then(|(_, _, v)| cast(v.clone(), &rel.columns[k].data_type).ok());
+        match found {
             Some(v) if !v.is_null() => prefix.push(v),
             _ => break,
         }
     }
-    prefix
+    let next = keys.get(prefix.len()).and_then(|&k| {
+        if !matches!(rel.columns[k].data_type, DataType::BigInt | DataType::Int) {
+            return None;
+        }
+        let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+        for (op, i, v) in &comparisons {
+            let Some(v) = v.as_i64().filter(|_| *i == k) else {
+                continue;
+            };
+            match op {
+                BinaryOp::Gt => lo = lo.max(v.saturating_add(1)),
+                BinaryOp::GtEq => lo = lo.max(v),
+                BinaryOp::Lt => hi = hi.min(v.saturating_sub(1)),
+                BinaryOp::LtEq => hi = hi.min(v),
+                _ => {}
+            }
+        }
+        (lo != i64::MIN || hi != i64::MAX).then_some((lo, hi))
+    });
+    KeyRange { prefix, next }
 }
 
 fn scan_table(engine: &Engine, rel: &RelationDesc, bound: &BoundQuery) -> Result<Vec<Row>> {
+    let range = key_range(bound.filter.as_ref(), rel);
     let mut prefix = Vec::new();
-    codec::encode_key(&key_prefix(bound.filter.as_ref(), rel), &mut prefix);
+    codec::encode_key(&range.prefix, &mut prefix);
+    let entries: Box<dyn Iterator<Item = rill_storage::Result<(Vec<u8>, Vec<u8>)>>> =
+        match range.next {
+            None => Box::new(
+                engine
+                    .store
+                    .scan_prefix(&keys::table_row(&rel.name, &prefix)),
+            ),
+            Some((lo, hi)) => {
+                let next_type = &rel.columns[rel.key_indices()[range.prefix.len()]].data_type;
+                let bound_key = |v: i64| -> Vec<u8> {
+                    let mut k = prefix.clone();
+                    let v = if *next_type == DataType::Int {
+                        Value::Int(v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+                    } else {
+                        Value::BigInt(v)
+                    };
+                    codec::encode_key(&[v], &mut k);
+                    keys::table_row(&rel.name, &k)
+                };
+                let start = bound_key(lo);
+                // Exclusive end: the first key past every key starting with `hi`.
+                let end = match hi.checked_add(1) {
+                    Some(h) => bound_key(h),
+                    None => {
+                        let mut e = keys::table_row(&rel.name, &prefix);
+                        e.push(0xff);
+                        e
+                    }
+                };
+                Box::new(engine.store.range(&start, &end))
+            }
+        };
     let mut changes = Vec::new();
-    for entry in engine
-        .store
-        .scan_prefix(&keys::table_row(&rel.name, &prefix))
-    {
+    for entry in entries {
         let (_, v) = entry?;
         let mut row = codec::decode_row(&v)?;
         // Stored rows are the columns plus ROWTIME.

@@ -128,19 +128,30 @@ fn field_prefixes(names: &[String]) -> Vec<Vec<u8>> {
 /// case-insensitively (so `pageId` fills the unquoted column `PAGEID`).
 ///
 /// Built once; a lookup allocates nothing. Most fields are settled without
-/// hashing: a field whose length no column name has is skipped at once,
-/// and a field named exactly like the one at the same position of the
-/// previous record (producers keep their field order) hits its hint.
+/// hashing: a field whose length and first letter no column name has is
+/// skipped at once, and a field that names the same column as the field
+/// at the same position of the previous record (producers keep their field
+/// order) hits its hint.
 struct NameLookup {
     /// Open addressing: 0 is empty, otherwise an index into `entries` + 1.
     table: Vec<u32>,
-    /// Name, folded hash, slot.
-    entries: Vec<(Box<str>, u64, usize)>,
+    entries: Vec<Entry>,
     mask: usize,
-    /// Bit `n` is set if a name is `n` bytes long (bit 63: 63 or more).
-    /// Valid only if every name is ASCII: case folding then keeps lengths.
-    lengths: u64,
+    /// `filter[n]` has bit `c & 63` set if a name is `n` bytes long (63: or
+    /// more) and starts with the upper-case ASCII byte `c`. Valid only if
+    /// every name is ASCII: case folding then keeps lengths.
+    filter: Vec<u64>,
     ascii: bool,
+}
+
+struct Entry {
+    name: Box<str>,
+    /// [`fold_hash`] of the name.
+    hash: u64,
+    slot: usize,
+    /// Another name equals this one case-insensitively, so a field that
+    /// matches this one without case may still belong to the other.
+    twin: bool,
 }
 
 /// No hint: the field at this position matched no column last time.
@@ -154,7 +165,7 @@ impl NameLookup {
             table: vec![0; size],
             entries: Vec::with_capacity(names.len()),
             mask: size - 1,
-            lengths: 0,
+            filter: vec![0; 64],
             ascii: names.iter().all(|name| name.is_ascii()),
         };
         for (slot, name) in names.iter().enumerate() {
@@ -163,9 +174,19 @@ impl NameLookup {
             while lookup.table[i] != 0 {
                 i = (i + 1) & lookup.mask;
             }
-            lookup.entries.push((name.as_str().into(), hash, slot));
+            lookup.entries.push(Entry {
+                name: name.as_str().into(),
+                hash,
+                slot,
+                twin: names
+                    .iter()
+                    .enumerate()
+                    .any(|(other, n)| other != slot && eq_fold(n, name)),
+            });
             lookup.table[i] = u32::try_from(lookup.entries.len()).unwrap_or(u32::MAX);
-            lookup.lengths |= 1 << name.len().min(63);
+            if let Some(bits) = lookup.filter.get_mut(name.len().min(63)) {
+                *bits |= filter_bit(name);
+            }
         }
         lookup
     }
@@ -173,34 +194,37 @@ impl NameLookup {
     /// The slot of the column `key` names, if any.
     fn get(&self, key: &str) -> Option<usize> {
         let entry = self.find(key)?;
-        self.entries.get(entry as usize).map(|(_, _, slot)| *slot)
+        self.entries.get(entry as usize).map(|e| e.slot)
     }
 
     /// Like [`NameLookup::get`], trying `hint` (the entry this position
     /// named last time) first, and updating it.
     fn get_hinted(&self, key: &str, hint: &mut u32) -> Option<usize> {
-        if let Some((name, _, slot)) = self.entries.get(*hint as usize) {
-            if **name == *key {
-                return Some(*slot);
+        if let Some(e) = self.entries.get(*hint as usize) {
+            if !e.twin && eq_fold(&e.name, key) {
+                return Some(e.slot);
             }
         }
         let entry = self.find(key);
         *hint = entry.unwrap_or(NO_HINT);
-        self.entries.get(entry? as usize).map(|(_, _, slot)| *slot)
+        self.entries.get(entry? as usize).map(|e| e.slot)
     }
 
     /// The index in `entries` of the column `key` names.
     fn find(&self, key: &str) -> Option<u32> {
-        if self.ascii && key.is_ascii() && self.lengths & (1 << key.len().min(63)) == 0 {
-            return None;
+        if self.ascii && key.is_ascii() {
+            let bits = self.filter.get(key.len().min(63)).copied().unwrap_or(0);
+            if bits & filter_bit(key) == 0 {
+                return None;
+            }
         }
         let hash = fold_hash(key);
         let mut i = hash as usize & self.mask;
         let mut folded = None;
         while let Some(entry) = self.table[i].checked_sub(1) {
-            if let Some((name, h, _)) = self.entries.get(entry as usize) {
-                if *h == hash && eq_fold(name, key) {
-                    if **name == *key {
+            if let Some(e) = self.entries.get(entry as usize) {
+                if e.hash == hash && eq_fold(&e.name, key) {
+                    if *e.name == *key {
                         return Some(entry);
                     }
                     folded = folded.or(Some(entry));
@@ -210,6 +234,11 @@ impl NameLookup {
         }
         folded
     }
+}
+
+/// The bit of `name`'s first byte, upper-cased, in [`NameLookup::filter`].
+fn filter_bit(name: &str) -> u64 {
+    1 << (name.bytes().next().unwrap_or(0).to_ascii_uppercase() & 63)
 }
 
 fn mix(h: u64, c: u32) -> u64 {
@@ -1380,6 +1409,23 @@ mod tests {
             (r#"{"ı": 10}"#, [Value::Null, Value::Null, Value::Int(10)]),
         ];
         for (json, want) in records {
+            let mut out = Vec::new();
+            d.decode(json.as_bytes(), &mut out).unwrap();
+            assert_eq!(out, want, "{json}");
+        }
+    }
+
+    #[test]
+    fn names_differing_only_in_case_stay_apart_across_records() {
+        let columns = cols(&[("a", DataType::Int), ("A", DataType::Int)]);
+        let mut d =
+            Decoder::try_new(FormatKind::Json, &columns, &FormatOptions::default()).unwrap();
+        for (json, want) in [
+            (r#"{"a": 1, "A": 2}"#, [Value::Int(1), Value::Int(2)]),
+            (r#"{"A": 3, "a": 4}"#, [Value::Int(4), Value::Int(3)]),
+            (r#"{"A": 5}"#, [Value::Null, Value::Int(5)]),
+            (r#"{"a": 6}"#, [Value::Int(6), Value::Null]),
+        ] {
             let mut out = Vec::new();
             d.decode(json.as_bytes(), &mut out).unwrap();
             assert_eq!(out, want, "{json}");

@@ -182,7 +182,9 @@ impl QueryTask {
                 None => batch.delete(key),
             }
         }
-        let ends = self.sink.flush(self.engine.log.as_ref(), &mut batch)?;
+        let ends = self
+            .sink
+            .flush(self.engine.log.as_ref(), &self.engine.store, &mut batch)?;
         for (p, off) in self.offsets.iter().enumerate() {
             batch.put(
                 keys::offset(&self.desc.id, &self.topic, p as u32),

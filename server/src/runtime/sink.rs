@@ -8,7 +8,7 @@ use rill_sql::codec;
 use rill_sql::dataflow::Change;
 use rill_sql::parser::RelationKind;
 use rill_sql::Value;
-use rill_storage::{keys, RecordRef, WriteBatch};
+use rill_storage::{keys, RecordRef, Store, WriteBatch};
 
 use crate::backend::LogBackend;
 use crate::error::Result;
@@ -44,6 +44,11 @@ pub struct Sink {
     codec: RecordCodec,
     rows: HashMap<Vec<u8>, RowChange>,
     records: Vec<Pending>,
+    /// Windowed tables with RETENTION: (WINDOWEND column, retention ms), the
+    /// latest event time written, and when expired rows were last removed.
+    retention: Option<(usize, i64)>,
+    max_time: i64,
+    last_expiry: std::time::Instant,
     pub bad_rows: u64,
     pub last_error: Option<String>,
 }
@@ -57,6 +62,12 @@ impl Sink {
             codec: RecordCodec::try_new(rel)?,
             rows: HashMap::new(),
             records: Vec::new(),
+            retention: match (rel.retention_ms, rel.column_index("WINDOWEND")) {
+                (Some(r), Some(i)) if rel.window.is_some() => Some((i, r)),
+                _ => None,
+            },
+            max_time: i64::MIN,
+            last_expiry: std::time::Instant::now(),
             bad_rows: 0,
             last_error: None,
         })
@@ -68,6 +79,7 @@ impl Sink {
     pub fn apply(&mut self, changes: &mut Vec<Change>) -> u64 {
         let mut n = 0;
         for c in changes.drain(..) {
+            self.max_time = self.max_time.max(c.time);
             if self.table.is_some() {
                 let key_values: Vec<Value> = self
                     .key_idx
@@ -115,14 +127,44 @@ impl Sink {
         }
     }
 
+    /// Removes windowed rows whose window ended more than the retention
+    /// before the latest event time (at most once a second: it scans the
+    /// table).
+    fn expire(&mut self, store: &Store, table: &str, batch: &mut WriteBatch) -> Result<()> {
+        let Some((end_col, retention)) = self.retention else {
+            return Ok(());
+        };
+        if self.last_expiry.elapsed() < std::time::Duration::from_secs(1)
+            || self.max_time == i64::MIN
+        {
+            return Ok(());
+        }
+        self.last_expiry = std::time::Instant::now();
+        let horizon = self.max_time.saturating_sub(retention);
+        for entry in store.scan_prefix(&keys::table_prefix(table)) {
+            let (k, v) = entry?;
+            let row = codec::decode_row(&v)?;
+            if row
+                .get(end_col)
+                .and_then(Value::as_i64)
+                .is_some_and(|end| end < horizon)
+            {
+                batch.delete(k);
+            }
+        }
+        Ok(())
+    }
+
     /// Writes everything buffered: appends (and syncs) topic records and
     /// adds table rows to `batch`; returns the new log ends to commit.
     pub fn flush(
         &mut self,
         log: &dyn LogBackend,
+        store: &Store,
         batch: &mut WriteBatch,
     ) -> Result<Vec<(String, u32, u64)>> {
         if let Some(table) = self.table.clone() {
+            self.expire(store, &table, batch)?;
             let rows = std::mem::take(&mut self.rows);
             for (key, change) in rows {
                 let store_key = keys::table_row(&table, &key);

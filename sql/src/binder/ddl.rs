@@ -204,6 +204,7 @@ pub fn bind_create_source(c: &CreateSource) -> Result<RelationDesc, BindError> {
         timestamp_format: prop(&c.properties, "TIMESTAMP_FORMAT").map(|v| v.as_text()),
         read_only: c.source,
         written_by: None,
+        retention_ms: None,
     })
 }
 

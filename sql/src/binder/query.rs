@@ -172,6 +172,16 @@ pub fn bind_select(
     }
     if let Some(w) = &select.window {
         validate_window(&w.kind)?;
+        let span = match w.kind {
+            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => size,
+            WindowKind::Session { gap } => gap,
+        };
+        let grace = w.grace.unwrap_or(crate::dataflow::window::DEFAULT_GRACE_MS);
+        if w.retention.is_some_and(|r| r < span.saturating_add(grace)) {
+            return Err(BindError::Invalid(
+                "RETENTION must be at least the window size plus its grace period (24 hours unless GRACE PERIOD is given)".into(),
+            ));
+        }
     }
     let mut agg_ctx = if grouped {
         let rel = source
