@@ -183,38 +183,35 @@ fn scan_table(engine: &Engine, rel: &RelationDesc, bound: &BoundQuery) -> Result
     let range = key_range(bound.filter.as_ref(), rel);
     let mut prefix = Vec::new();
     codec::encode_key(&range.prefix, &mut prefix);
-    let entries: Box<dyn Iterator<Item = rill_storage::Result<(Vec<u8>, Vec<u8>)>>> =
-        match range.next {
-            None => Box::new(
-                engine
-                    .store
-                    .scan_prefix(&keys::table_row(&rel.name, &prefix)),
-            ),
-            Some((lo, hi)) => {
-                let next_type = &rel.columns[rel.key_indices()[range.prefix.len()]].data_type;
-                let bound_key = |v: i64| -> Vec<u8> {
-                    let mut k = prefix.clone();
-                    let v = if *next_type == DataType::Int {
-                        Value::Int(v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
-                    } else {
-                        Value::BigInt(v)
-                    };
-                    codec::encode_key(&[v], &mut k);
-                    keys::table_row(&rel.name, &k)
+    // Every stored key continues the prefix with a type tag below 0xff.
+    let prefix_end = || {
+        let mut e = keys::table_row(&rel.name, &prefix);
+        e.push(0xff);
+        e
+    };
+    let (start, end) = match range.next {
+        None => (keys::table_row(&rel.name, &prefix), prefix_end()),
+        Some((lo, hi)) => {
+            let next_type = &rel.columns[rel.key_indices()[range.prefix.len()]].data_type;
+            let bound_key = |v: i64| -> Vec<u8> {
+                let mut k = prefix.clone();
+                let v = if *next_type == DataType::Int {
+                    Value::Int(v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+                } else {
+                    Value::BigInt(v)
                 };
-                let start = bound_key(lo);
-                // Exclusive end: the first key past every key starting with `hi`.
-                let end = match hi.checked_add(1) {
-                    Some(h) => bound_key(h),
-                    None => {
-                        let mut e = keys::table_row(&rel.name, &prefix);
-                        e.push(0xff);
-                        e
-                    }
-                };
-                Box::new(engine.store.range(&start, &end))
-            }
-        };
+                codec::encode_key(&[v], &mut k);
+                keys::table_row(&rel.name, &k)
+            };
+            // Exclusive end: the first key past every key starting with `hi`.
+            let end = match hi.checked_add(1) {
+                Some(h) => bound_key(h),
+                None => prefix_end(),
+            };
+            (bound_key(lo), end)
+        }
+    };
+    let entries = engine.store.range(&start, &end);
     let mut changes = Vec::new();
     for entry in entries {
         let (_, v) = entry?;

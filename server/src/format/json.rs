@@ -201,7 +201,9 @@ impl NameLookup {
     /// named last time) first, and updating it.
     fn get_hinted(&self, key: &str, hint: &mut u32) -> Option<usize> {
         if let Some(e) = self.entries.get(*hint as usize) {
-            if !e.twin && eq_fold(&e.name, key) {
+            // Equal but for ASCII case implies equal when folded; anything
+            // subtler takes the full lookup.
+            if !e.twin && e.name.as_bytes().eq_ignore_ascii_case(key.as_bytes()) {
                 return Some(e.slot);
             }
         }
