@@ -18,6 +18,16 @@ pub struct Config {
     #[arg(long, env = "RILL_DATA_DIR", default_value = "./rill-data")]
     pub data_dir: PathBuf,
 
+    /// Kafka bootstrap servers (`host:port[,host:port]`). When set, every
+    /// `kafka_topic` is a topic of this cluster instead of the embedded log.
+    #[arg(long, env = "RILL_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+
+    /// Extra librdkafka settings for the Kafka clients, e.g.
+    /// `--kafka-config security.protocol=SASL_SSL` (repeatable).
+    #[arg(long = "kafka-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub kafka_config: Vec<(String, String)>,
+
     /// How often running queries commit their state and outputs, in ms
     /// (they also commit whenever their input is drained).
     #[arg(long, env = "RILL_COMMIT_INTERVAL_MS", default_value_t = 100)]
@@ -27,5 +37,12 @@ pub struct Config {
 impl Config {
     pub fn commit_interval(&self) -> Duration {
         Duration::from_millis(self.commit_interval_ms.max(1))
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("expected KEY=VALUE, found \"{s}\"")),
     }
 }

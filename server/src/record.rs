@@ -166,11 +166,13 @@ impl RecordCodec {
         Ok((key, present.then_some(v)))
     }
 
-    /// The partition for a record with this key.
+    /// The partition for a record with this key: Kafka's default
+    /// partitioner (murmur2), so rill and Java clients agree on where a key
+    /// lives.
     pub fn partition(&mut self, key: Option<&[u8]>, partitions: u32) -> u32 {
         let n = partitions.max(1);
         match key {
-            Some(k) => crc32fast::hash(k) % n,
+            Some(k) => (murmur2(k) & 0x7fff_ffff) as u32 % n,
             None => {
                 self.round_robin = self.round_robin.wrapping_add(1);
                 self.round_robin % n
@@ -270,5 +272,54 @@ impl RecordCodec {
             }
             _ => None,
         }
+    }
+}
+
+/// Kafka's murmur2 hash (`org.apache.kafka.common.utils.Utils.murmur2`).
+pub fn murmur2(data: &[u8]) -> i32 {
+    const M: u32 = 0x5bd1_e995;
+    let mut h: u32 = 0x9747_b28c ^ (data.len() as u32);
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(M);
+        k ^= k >> 24;
+        k = k.wrapping_mul(M);
+        h = h.wrapping_mul(M);
+        h ^= k;
+    }
+    let rest = chunks.remainder();
+    if rest.len() == 3 {
+        h ^= u32::from(rest[2]) << 16;
+    }
+    if rest.len() >= 2 {
+        h ^= u32::from(rest[1]) << 8;
+    }
+    if !rest.is_empty() {
+        h ^= u32::from(rest[0]);
+        h = h.wrapping_mul(M);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(M);
+    h ^= h >> 15;
+    h as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::murmur2;
+
+    #[test]
+    fn murmur2_matches_kafkas_test_vectors() {
+        // From Kafka's UtilsTest.testMurmur2.
+        assert_eq!(murmur2(b"21"), -973_932_308);
+        assert_eq!(murmur2(b"foobar"), -790_332_482);
+        assert_eq!(murmur2(b"a-little-bit-long-string"), -985_981_536);
+        assert_eq!(murmur2(b"a-little-bit-longer-string"), -1_486_304_829);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58_897_971
+        );
+        assert_eq!(murmur2(b"abc"), 479_470_107);
     }
 }

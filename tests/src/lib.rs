@@ -48,6 +48,8 @@ pub struct Server {
     log_path: PathBuf,
     /// How many processes this value started, for the log's separators.
     starts: u32,
+    /// Extra command-line arguments for every start (e.g. `--kafka-brokers`).
+    args: Vec<String>,
     /// Whether the last failed start was a process that exited by itself
     /// (e.g. its port was taken) rather than one that never became ready.
     exited_early: bool,
@@ -66,7 +68,27 @@ impl Server {
         Server::launch(data_dir.to_path_buf(), None).await
     }
 
+    /// Starts `rill` with a fresh data directory and extra arguments.
+    pub async fn start_with_args(args: &[&str]) -> anyhow::Result<Server> {
+        let dir = tempfile::Builder::new().prefix("rill-data-").tempdir()?;
+        let path = dir.path().to_path_buf();
+        Server::launch_with(
+            path,
+            Some(dir),
+            args.iter().map(|a| a.to_string()).collect(),
+        )
+        .await
+    }
+
     async fn launch(data_dir: PathBuf, owned: Option<TempDir>) -> anyhow::Result<Server> {
+        Server::launch_with(data_dir, owned, Vec::new()).await
+    }
+
+    async fn launch_with(
+        data_dir: PathBuf,
+        owned: Option<TempDir>,
+        args: Vec<String>,
+    ) -> anyhow::Result<Server> {
         let log_dir = tempfile::Builder::new().prefix("rill-log-").tempdir()?;
         let log_path = log_dir.path().join("rill.log");
         let mut server = Server {
@@ -77,6 +99,7 @@ impl Server {
             _log_dir: log_dir,
             log_path,
             starts: 0,
+            args,
             exited_early: false,
         };
         server.spawn_and_wait().await?;
@@ -261,8 +284,10 @@ impl Server {
             .arg(self.addr().to_string())
             .arg("--data-dir")
             .arg(&self.data_dir)
+            .args(&self.args)
             .env_remove("RILL_LISTEN")
             .env_remove("RILL_DATA_DIR")
+            .env_remove("RILL_KAFKA_BROKERS")
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(stderr))

@@ -3,6 +3,7 @@
 //! sees topics only through [`LogBackend`].
 
 pub mod embedded;
+pub mod kafka;
 
 use std::time::Duration;
 
@@ -37,6 +38,10 @@ pub trait LogBackend: Send + Sync {
     fn end_offset(&self, topic: &str, partition: u32) -> Result<u64>;
     /// Drops records at offsets >= `end` (recovery).
     fn truncate(&self, topic: &str, partition: u32, end: u64) -> Result<()>;
+    /// Whether `truncate` can cut a log back; recovery skips it otherwise.
+    fn can_truncate(&self) -> bool {
+        true
+    }
     /// A counter bumped by every append anywhere.
     fn appended(&self) -> u64;
     /// Blocks until `appended()` differs from `seen` or the timeout passes.

@@ -12,6 +12,7 @@ use rill_storage::{keys, Store, WriteBatch};
 use tracing::{info, warn};
 
 use crate::backend::embedded::EmbeddedLog;
+use crate::backend::kafka::KafkaLog;
 use crate::backend::LogBackend;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -46,7 +47,10 @@ impl Engine {
             Error::Internal(format!("cannot create {}: {e}", config.data_dir.display()))
         })?;
         let store = Store::open(&config.data_dir)?;
-        let log: Arc<dyn LogBackend> = Arc::new(EmbeddedLog::open(&config.data_dir)?);
+        let log: Arc<dyn LogBackend> = match &config.kafka_brokers {
+            Some(brokers) => Arc::new(KafkaLog::connect(brokers, &config.kafka_config)?),
+            None => Arc::new(EmbeddedLog::open(&config.data_dir)?),
+        };
 
         // Records past the committed end were never acknowledged (an INSERT
         // that did not return, a query commit that did not land): drop them.
@@ -58,7 +62,12 @@ impl Engine {
             };
             log_ends.insert((topic.to_string(), partition), keys::decode_u64(&v)?);
         }
-        for (topic, partitions) in log.topics() {
+        let topics = if log.can_truncate() {
+            log.topics()
+        } else {
+            Vec::new()
+        };
+        for (topic, partitions) in topics {
             for partition in 0..partitions {
                 let end = log_ends
                     .get(&(topic.clone(), partition))
