@@ -113,8 +113,7 @@ async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
     }
     let latest_c = all
         .iter()
-        .filter(|(k, _)| k.as_deref() == Some("c"))
-        .next_back()
+        .rfind(|(k, _)| k.as_deref() == Some("c"))
         .and_then(|(_, v)| v.clone())
         .expect("a record for key c in TOTALS");
     assert!(latest_c.contains("\"TOTAL\":101"), "got {latest_c}");
