@@ -233,23 +233,10 @@ impl RecordCodec {
                 1
             }
         };
-        let time = match &self.timestamp {
-            None => rec.timestamp,
-            Some((i, t, fmt)) => match (&row[*i], t) {
-                (Value::BigInt(ms) | Value::Timestamp(ms), _) => *ms,
-                (Value::String(s), DataType::String) => {
-                    let f = func::lookup("STRINGTOTIMESTAMP")
-                        .ok_or("STRINGTOTIMESTAMP is not registered")?;
-                    let pattern = Value::str(fmt.as_deref().unwrap_or("yyyy-MM-dd'T'HH:mm:ss.SSS"));
-                    match (f.eval)(&[Value::String(s.clone()), pattern]) {
-                        Ok(v) => v.as_i64().ok_or("timestamp column did not parse")?,
-                        Err(e) => return Err(format!("timestamp column: {e}")),
-                    }
-                }
-                (Value::Null, _) if diff < 0 => rec.timestamp,
-                (Value::Null, _) => return Err("timestamp column is NULL".into()),
-                (other, _) => return Err(format!("timestamp column has unexpected value {other}")),
-            },
+        let time = match self.column_time(&row)? {
+            Some(t) => t,
+            None if self.timestamp.is_none() || diff < 0 => rec.timestamp,
+            None => return Err("timestamp column is NULL".into()),
         };
         row.push(Value::BigInt(time));
         row.push(Value::Int(partition as i32));
@@ -257,20 +244,29 @@ impl RecordCodec {
         Ok(Some(Change { row, time, diff }))
     }
 
-    /// The event time of a row about to be inserted, if its timestamp column
-    /// gives one.
-    pub fn row_time(&self, row: &[Value]) -> Option<i64> {
-        let (i, t, fmt) = self.timestamp.as_ref()?;
+    /// The event time the `timestamp` column gives for a row: `None` without
+    /// such a column or when it is NULL; an error when its text does not
+    /// parse with `timestamp_format`.
+    pub fn column_time(&self, row: &[Value]) -> std::result::Result<Option<i64>, String> {
+        let Some((i, t, fmt)) = &self.timestamp else {
+            return Ok(None);
+        };
         match (&row[*i], t) {
-            (Value::BigInt(ms) | Value::Timestamp(ms), _) => Some(*ms),
+            (Value::BigInt(ms) | Value::Timestamp(ms), _) => Ok(Some(*ms)),
+            (Value::Null, _) => Ok(None),
             (Value::String(s), DataType::String) => {
-                let f = func::lookup("STRINGTOTIMESTAMP")?;
+                let f = func::lookup("STRINGTOTIMESTAMP")
+                    .ok_or("STRINGTOTIMESTAMP is not registered")?;
                 let pattern = Value::str(fmt.as_deref().unwrap_or("yyyy-MM-dd'T'HH:mm:ss.SSS"));
-                (f.eval)(&[Value::String(s.clone()), pattern])
-                    .ok()?
-                    .as_i64()
+                match (f.eval)(&[Value::String(s.clone()), pattern]) {
+                    Ok(v) => v
+                        .as_i64()
+                        .map(Some)
+                        .ok_or_else(|| "timestamp column did not parse".into()),
+                    Err(e) => Err(format!("timestamp column: {e}")),
+                }
             }
-            _ => None,
+            (other, _) => Err(format!("timestamp column has unexpected value {other}")),
         }
     }
 }

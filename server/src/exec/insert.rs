@@ -11,7 +11,7 @@ use rill_storage::{RecordRef, WriteBatch};
 
 use super::Output;
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::record::{KeyValue, RecordCodec};
 
 fn now_ms() -> i64 {
@@ -41,7 +41,13 @@ pub(super) fn insert_values(engine: &Arc<Engine>, ins: InsertValues) -> Result<O
     let now = now_ms();
     let mut by_partition: BTreeMap<u32, Vec<(i64, KeyValue)>> = BTreeMap::new();
     for (rowtime, row) in &bound.rows {
-        let time = rowtime.or_else(|| codec.row_time(row)).unwrap_or(now);
+        let time = match *rowtime {
+            Some(t) => t,
+            None => codec
+                .column_time(row)
+                .map_err(Error::Invalid)?
+                .unwrap_or(now),
+        };
         let (key, value) = codec.encode(row, false)?;
         let p = codec.partition(key.as_deref(), partitions);
         by_partition

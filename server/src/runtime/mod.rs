@@ -9,6 +9,7 @@ mod fresh;
 pub mod push;
 mod query;
 pub mod sink;
+mod source;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -8,12 +8,11 @@ use rill_sql::binder::BoundQuery;
 use rill_sql::dataflow::Change;
 use rill_sql::plan::plan_query;
 use rill_sql::Row;
-use rill_storage::Record;
 use tokio::sync::mpsc;
 
+use super::source::SourceReader;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::record::RecordCodec;
 
 /// Rows of a push query as they come; an `Err` ends the stream with that
 /// message.
@@ -26,7 +25,6 @@ pub fn start(engine: &Arc<Engine>, bound: BoundQuery, earliest: bool) -> Result<
         .clone()
         .ok_or_else(|| Error::Invalid("a push query needs FROM".into()))?;
     let mut pipeline = plan_query(&bound)?.pipeline;
-    let mut codec = RecordCodec::try_new(&source)?;
     let log = engine.log.clone();
     let topic = source.topic.clone();
     let partitions = log.topic_partitions(&topic).unwrap_or(source.partitions);
@@ -38,13 +36,13 @@ pub fn start(engine: &Arc<Engine>, bound: BoundQuery, earliest: bool) -> Result<
             log.end_offset(&topic, p)?
         });
     }
+    let mut reader = SourceReader::try_new(&source, offsets)?;
     let limit = bound.limit;
     let (tx, rx) = mpsc::channel(1024);
     std::thread::Builder::new()
         .name("push".into())
         .spawn(move || {
             let mut sent = 0u64;
-            let mut records: Vec<Record> = Vec::new();
             let mut changes: Vec<Change> = Vec::new();
             let mut out: Vec<Change> = Vec::new();
             loop {
@@ -52,21 +50,13 @@ pub fn start(engine: &Arc<Engine>, bound: BoundQuery, earliest: bool) -> Result<
                     return;
                 }
                 let seen = log.appended();
-                let mut got = 0;
-                for p in 0..partitions {
-                    records.clear();
-                    if let Err(e) = log.read(&topic, p, offsets[p as usize], 1024, &mut records) {
+                let got = match reader.read(log.as_ref(), 1024, &mut changes, |_| {}) {
+                    Ok(n) => n,
+                    Err(e) => {
                         let _ = tx.blocking_send(Err(e.to_string()));
                         return;
                     }
-                    for rec in &records {
-                        offsets[p as usize] = rec.offset + 1;
-                        got += 1;
-                        if let Ok(Some(c)) = codec.decode(p, rec) {
-                            changes.push(c);
-                        }
-                    }
-                }
+                };
                 if got == 0 {
                     log.wait_for_append(seen, Duration::from_millis(200));
                     continue;

@@ -9,14 +9,14 @@ use rill_sql::catalog::RelationDesc;
 use rill_sql::dataflow::{Change, Pipeline};
 use rill_sql::parser::{parse_statement, Statement};
 use rill_sql::plan::plan_query;
-use rill_storage::{keys, Record, WriteBatch};
+use rill_storage::{keys, WriteBatch};
 use tracing::{debug, error};
 
 use super::sink::Sink;
+use super::source::SourceReader;
 use super::{QueryState, QueryStatus};
 use crate::engine::{lock, Engine, QueryDesc, QueryKind};
 use crate::error::{Error, Result};
-use crate::record::RecordCodec;
 
 /// Records read per partition per round.
 const READ_BATCH: usize = 4096;
@@ -24,10 +24,9 @@ const READ_BATCH: usize = 4096;
 pub(super) struct QueryTask {
     engine: Arc<Engine>,
     desc: QueryDesc,
+    /// The source topic's name (offsets are stored under it).
     topic: String,
-    partitions: u32,
-    offsets: Vec<u64>,
-    codec: RecordCodec,
+    source: SourceReader,
     pipeline: Pipeline,
     sink: Sink,
     pub(super) status: Arc<QueryStatus>,
@@ -92,10 +91,8 @@ impl QueryTask {
         Ok(QueryTask {
             engine: engine.clone(),
             topic: source.topic.clone(),
-            codec: RecordCodec::try_new(&source)?,
+            source: SourceReader::try_new(&source, offsets)?,
             desc,
-            partitions,
-            offsets,
             pipeline,
             sink,
             status,
@@ -112,7 +109,6 @@ impl QueryTask {
 
     fn run_loop(&mut self) -> Result<()> {
         let interval = self.engine.config.commit_interval();
-        let mut records: Vec<Record> = Vec::new();
         let mut changes: Vec<Change> = Vec::new();
         let mut out: Vec<Change> = Vec::new();
         let mut dirty = false;
@@ -125,30 +121,16 @@ impl QueryTask {
                 return Ok(());
             }
             let seen = self.engine.log.appended();
-            let mut got = 0u64;
-            for p in 0..self.partitions {
-                records.clear();
-                self.engine.log.read(
-                    &self.topic,
-                    p,
-                    self.offsets[p as usize],
-                    READ_BATCH,
-                    &mut records,
-                )?;
-                for rec in &records {
-                    self.offsets[p as usize] = rec.offset + 1;
-                    got += 1;
-                    match self.codec.decode(p, rec) {
-                        Ok(Some(c)) => changes.push(c),
-                        Ok(None) => {}
-                        Err(e) => {
-                            self.status.bad_records.fetch_add(1, Ordering::Relaxed);
-                            *lock(&self.status.last_bad_record) =
-                                Some(format!("partition {p} offset {}: {e}", rec.offset));
-                        }
-                    }
-                }
-            }
+            let status = &self.status;
+            let got =
+                self.source
+                    .read(self.engine.log.as_ref(), READ_BATCH, &mut changes, |bad| {
+                        status.bad_records.fetch_add(1, Ordering::Relaxed);
+                        *lock(&status.last_bad_record) = Some(format!(
+                            "partition {} offset {}: {}",
+                            bad.partition, bad.offset, bad.error
+                        ));
+                    })?;
             if got > 0 {
                 self.pipeline.process(&mut changes, &mut out);
                 let n = self.sink.apply(&mut out);
@@ -185,7 +167,7 @@ impl QueryTask {
         let ends = self
             .sink
             .flush(self.engine.log.as_ref(), &self.engine.store, &mut batch)?;
-        for (p, off) in self.offsets.iter().enumerate() {
+        for (p, off) in self.source.offsets.iter().enumerate() {
             batch.put(
                 keys::offset(&self.desc.id, &self.topic, p as u32),
                 keys::encode_u64(*off).to_vec(),
@@ -202,8 +184,10 @@ impl QueryTask {
         }
         *lock(&self.status.metrics) = m;
         // Last: waking read-your-writes waiters must find the metrics too.
-        self.status.committed.send_replace(self.offsets.clone());
-        debug!(query = %self.desc.id, offsets = ?self.offsets, "committed");
+        self.status
+            .committed
+            .send_replace(self.source.offsets.clone());
+        debug!(query = %self.desc.id, offsets = ?self.source.offsets, "committed");
         Ok(())
     }
 }

@@ -1,0 +1,69 @@
+//! Reading a relation's topic: records past per-partition offsets, decoded
+//! into changes. Shared by persistent and push queries.
+
+use rill_sql::catalog::RelationDesc;
+use rill_sql::dataflow::Change;
+use rill_storage::Record;
+
+use crate::backend::LogBackend;
+use crate::error::Result;
+use crate::record::RecordCodec;
+
+/// A record that could not be decoded (it is skipped).
+pub struct BadRecord {
+    pub partition: u32,
+    pub offset: u64,
+    pub error: String,
+}
+
+/// The read position of one query in one source topic.
+pub struct SourceReader {
+    topic: String,
+    /// Next offset to read, one per partition.
+    pub offsets: Vec<u64>,
+    codec: RecordCodec,
+    records: Vec<Record>,
+}
+
+impl SourceReader {
+    pub fn try_new(rel: &RelationDesc, offsets: Vec<u64>) -> Result<SourceReader> {
+        Ok(SourceReader {
+            topic: rel.topic.clone(),
+            offsets,
+            codec: RecordCodec::try_new(rel)?,
+            records: Vec::new(),
+        })
+    }
+
+    /// Reads up to `max` records per partition, appending their changes to
+    /// `out` and reporting undecodable ones to `on_bad`. Returns how many
+    /// records were consumed (zero: nothing new).
+    pub fn read(
+        &mut self,
+        log: &dyn LogBackend,
+        max: usize,
+        out: &mut Vec<Change>,
+        mut on_bad: impl FnMut(BadRecord),
+    ) -> Result<u64> {
+        let mut got = 0;
+        for (p, offset) in self.offsets.iter_mut().enumerate() {
+            let p = p as u32;
+            self.records.clear();
+            log.read(&self.topic, p, *offset, max, &mut self.records)?;
+            for rec in &self.records {
+                *offset = rec.offset + 1;
+                got += 1;
+                match self.codec.decode(p, rec) {
+                    Ok(Some(c)) => out.push(c),
+                    Ok(None) => {}
+                    Err(error) => on_bad(BadRecord {
+                        partition: p,
+                        offset: rec.offset,
+                        error,
+                    }),
+                }
+            }
+        }
+        Ok(got)
+    }
+}
