@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
+use rill_sql::catalog::{ColumnDesc, FormatSpec, RelationDesc};
+use rill_sql::parser::RelationKind;
+use rill_sql::DataType;
 use rill_storage::{keys, Store, WriteBatch};
 use tracing::{info, warn};
 
@@ -18,6 +21,41 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
 pub use catalog::{Catalog, CatalogEntry, QueryDesc, QueryKind};
+
+/// The stream where queries report records they could not process.
+pub const PROCESSING_LOG: &str = "RILL_PROCESSING_LOG";
+
+/// `RILL_PROCESSING_LOG`: one JSON record per bad input record, queryable
+/// like any stream.
+pub fn processing_log_desc() -> RelationDesc {
+    let col = |n: &str, t: DataType| ColumnDesc::new(n, t, false);
+    RelationDesc {
+        name: PROCESSING_LOG.into(),
+        kind: RelationKind::Stream,
+        columns: vec![
+            col("QUERY_ID", DataType::String),
+            col("TOPIC", DataType::String),
+            col("PARTITION", DataType::Int),
+            col("OFFSET", DataType::BigInt),
+            col("ERROR", DataType::String),
+            col("RECORD", DataType::String),
+        ],
+        window: None,
+        topic: "rill_processing_log".into(),
+        partitions: 1,
+        format: FormatSpec {
+            key_format: "NONE".into(),
+            value_format: "JSON".into(),
+            value_delimiter: None,
+            wrap_single_value: None,
+        },
+        timestamp_column: None,
+        timestamp_format: None,
+        read_only: true,
+        written_by: None,
+        retention_ms: None,
+    }
+}
 
 pub struct Engine {
     pub config: Config,
@@ -89,6 +127,18 @@ impl Engine {
             let entry: CatalogEntry = serde_json::from_slice(&v)
                 .map_err(|e| Error::Internal(format!("catalog entry {id} is unreadable: {e}")))?;
             catalog.load(id, entry);
+        }
+        if catalog.relation(PROCESSING_LOG).is_none() {
+            let desc = processing_log_desc();
+            log.create_topic(&desc.topic, 1)?;
+            let mut batch = WriteBatch::new();
+            let id = catalog.next_id;
+            catalog.next_id += 1;
+            let bytes = serde_json::to_vec(&CatalogEntry::Relation(desc.clone()))
+                .map_err(|e| Error::Internal(e.to_string()))?;
+            batch.put(keys::catalog(id), bytes);
+            store.commit(batch, true)?;
+            catalog.relations.insert(desc.name.clone(), (id, desc));
         }
         let queries: Vec<QueryDesc> = {
             let mut qs: Vec<(u64, QueryDesc)> = catalog.queries.values().cloned().collect();

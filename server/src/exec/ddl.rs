@@ -246,6 +246,11 @@ pub(super) fn drop(
 ) -> Result<Output> {
     let _ddl = lock(&engine.ddl);
     let mut catalog = engine.catalog();
+    if name == crate::engine::PROCESSING_LOG {
+        return Err(Error::Invalid(format!(
+            "{name} is built in and cannot be dropped"
+        )));
+    }
     let Some(rel): Option<RelationDesc> = catalog.relation(name).cloned() else {
         if if_exists {
             return Ok(Output::Command(tag(kind, "DROP")));

@@ -28,6 +28,18 @@ fn upstream(engine: &Engine, relation: &str) -> Vec<QueryDesc> {
             }
         }
     }
+    if relation == crate::engine::PROCESSING_LOG {
+        // Every query may write to the processing log.
+        let mut all: Vec<(u64, QueryDesc)> = catalog.queries.values().cloned().collect();
+        all.sort_by_key(|(id, _)| *id);
+        for (_, q) in all {
+            if seen.insert(q.id.clone()) {
+                visit(&catalog, &q.source, &mut seen, &mut order);
+                order.push(q);
+            }
+        }
+        return order;
+    }
     visit(&catalog, relation, &mut seen, &mut order);
     order
 }

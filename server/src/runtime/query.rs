@@ -9,13 +9,14 @@ use rill_sql::catalog::RelationDesc;
 use rill_sql::dataflow::{Change, Pipeline};
 use rill_sql::parser::{parse_statement, Statement};
 use rill_sql::plan::plan_query;
+use rill_sql::Value;
 use rill_storage::{keys, WriteBatch};
 use tracing::{debug, error};
 
 use super::sink::Sink;
-use super::source::SourceReader;
+use super::source::{BadRecord, SourceReader};
 use super::{QueryState, QueryStatus};
-use crate::engine::{lock, Engine, QueryDesc, QueryKind};
+use crate::engine::{lock, processing_log_desc, Engine, QueryDesc, QueryKind};
 use crate::error::{Error, Result};
 
 /// Records read per partition per round.
@@ -29,6 +30,8 @@ pub(super) struct QueryTask {
     source: SourceReader,
     pipeline: Pipeline,
     sink: Sink,
+    /// Writes bad input records to the processing log.
+    problems: Sink,
     pub(super) status: Arc<QueryStatus>,
     pub(super) stop: Arc<AtomicBool>,
 }
@@ -95,6 +98,7 @@ impl QueryTask {
             desc,
             pipeline,
             sink,
+            problems: Sink::try_new(&processing_log_desc(), true)?,
             status,
             stop: Arc::new(AtomicBool::new(false)),
         })
@@ -122,6 +126,7 @@ impl QueryTask {
             }
             let seen = self.engine.log.appended();
             let status = &self.status;
+            let mut bad_records = Vec::new();
             let got =
                 self.source
                     .read(self.engine.log.as_ref(), READ_BATCH, &mut changes, |bad| {
@@ -130,7 +135,11 @@ impl QueryTask {
                             "partition {} offset {}: {}",
                             bad.partition, bad.offset, bad.error
                         ));
+                        bad_records.push(bad);
                     })?;
+            if !bad_records.is_empty() {
+                self.report(bad_records);
+            }
             if got > 0 {
                 self.pipeline.process(&mut changes, &mut out);
                 let n = self.sink.apply(&mut out);
@@ -152,6 +161,29 @@ impl QueryTask {
         }
     }
 
+    /// Queues bad records for the processing log (written at commit).
+    fn report(&mut self, bad: Vec<BadRecord>) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        let mut changes: Vec<Change> = bad
+            .into_iter()
+            .map(|b| {
+                let row = vec![
+                    Value::str(&self.desc.id),
+                    Value::str(&self.topic),
+                    Value::Int(b.partition as i32),
+                    Value::BigInt(b.offset as i64),
+                    Value::str(&b.error),
+                    Value::str(&b.excerpt),
+                ];
+                Change::insert(row, now)
+            })
+            .collect();
+        self.problems.apply(&mut changes);
+    }
+
     /// State, outputs and offsets in one atomic batch.
     fn commit(&mut self) -> Result<()> {
         let mut batch = WriteBatch::new();
@@ -164,9 +196,9 @@ impl QueryTask {
                 None => batch.delete(key),
             }
         }
-        let ends = self
-            .sink
-            .flush(self.engine.log.as_ref(), &self.engine.store, &mut batch)?;
+        let log = self.engine.log.as_ref();
+        let mut ends = self.sink.flush(log, &self.engine.store, &mut batch)?;
+        ends.extend(self.problems.flush(log, &self.engine.store, &mut batch)?);
         for (p, off) in self.source.offsets.iter().enumerate() {
             batch.put(
                 keys::offset(&self.desc.id, &self.topic, p as u32),

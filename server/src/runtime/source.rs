@@ -14,7 +14,12 @@ pub struct BadRecord {
     pub partition: u32,
     pub offset: u64,
     pub error: String,
+    /// The start of the record's value (lossy UTF-8), for the processing log.
+    pub excerpt: String,
 }
+
+/// How much of a bad record the processing log keeps.
+const EXCERPT_BYTES: usize = 256;
 
 /// The read position of one query in one source topic.
 pub struct SourceReader {
@@ -60,6 +65,14 @@ impl SourceReader {
                         partition: p,
                         offset: rec.offset,
                         error,
+                        excerpt: rec
+                            .value
+                            .as_deref()
+                            .map(|v| {
+                                String::from_utf8_lossy(&v[..v.len().min(EXCERPT_BYTES)])
+                                    .into_owned()
+                            })
+                            .unwrap_or_default(),
                     }),
                 }
             }
