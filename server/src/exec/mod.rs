@@ -72,6 +72,17 @@ pub async fn execute(
             Ok(Output::Command("UNSET".into()))
         }
         Statement::Transaction(kind) => Ok(Output::Transaction(kind)),
+        Statement::Print {
+            topic,
+            from_beginning,
+            limit,
+        } => Ok(Output::Stream {
+            columns: crate::runtime::push::PRINT_COLUMNS
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.clone()))
+                .collect(),
+            rows: blocking(|| crate::runtime::push::print(engine, &topic, from_beginning, limit))?,
+        }),
     }
 }
 

@@ -196,6 +196,12 @@ pub enum Statement {
     },
     UnsetProperty(String),
     Transaction(TransactionKind),
+    /// `PRINT 'topic' [FROM BEGINNING] [LIMIT n]`: raw records.
+    Print {
+        topic: String,
+        from_beginning: bool,
+        limit: Option<u64>,
+    },
 }
 
 /// One statement of a script, with its own text.

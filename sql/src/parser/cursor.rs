@@ -223,6 +223,8 @@ impl Cursor {
             }
         } else if self.eat_word("SET") {
             self.parse_set()?
+        } else if self.eat_word("PRINT") {
+            self.parse_print()?
         } else if self.eat_word("UNSET") {
             Statement::UnsetProperty(self.ident_or_string()?)
         } else if self.eat_word("BEGIN") || self.eat_words(&["START", "TRANSACTION"]) {
@@ -248,7 +250,7 @@ impl Cursor {
         } else {
             return Err(self.error(format!(
                 "unknown statement starting with {}: expected CREATE, INSERT, SELECT, DROP, \
-                 TERMINATE, SHOW, LIST, DESCRIBE, EXPLAIN, SET or UNSET",
+                 TERMINATE, SHOW, LIST, DESCRIBE, EXPLAIN, PRINT, SET or UNSET",
                 self.found()
             )));
         };
@@ -622,6 +624,36 @@ impl Cursor {
         };
         let extended = self.eat_word("EXTENDED");
         Ok(Statement::Show { kind, extended })
+    }
+
+    fn parse_print(&mut self) -> Result<Statement, ParseError> {
+        // The topic name as written: quoted keeps its case, a bare word too
+        // (topic names are case-sensitive in Kafka).
+        let topic = match self.peek() {
+            Some(Token::SingleQuotedString(s)) => s.clone(),
+            Some(Token::Word(w)) => w.value.clone(),
+            _ => return Err(self.expected("a topic name")),
+        };
+        self.pos += 1;
+        let from_beginning = self.eat_words(&["FROM", "BEGINNING"]);
+        let mut limit = None;
+        if self.eat_word("LIMIT") {
+            match self.peek() {
+                Some(Token::Number(n, _)) => {
+                    limit = Some(
+                        n.parse()
+                            .map_err(|_| self.error("LIMIT takes a whole number"))?,
+                    );
+                    self.pos += 1;
+                }
+                _ => return Err(self.expected("a number after LIMIT")),
+            }
+        }
+        Ok(Statement::Print {
+            topic,
+            from_beginning,
+            limit,
+        })
     }
 
     fn parse_set(&mut self) -> Result<Statement, ParseError> {
