@@ -54,6 +54,9 @@ async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
     cluster.create_topic("bids", 3, 1).expect("topic");
     // The mock cluster has no admin API: rill's output topic must exist.
     cluster.create_topic("TOTALS", 3, 1).expect("topic");
+    cluster
+        .create_topic("rill_processing_log", 1, 1)
+        .expect("topic");
     let brokers = cluster.bootstrap_servers();
     let server = Server::start_with_args(&["--kafka-brokers", &brokers])
         .await
@@ -104,6 +107,63 @@ async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
     exec(&client, "INSERT INTO bids (id, price) VALUES ('c', 100);").await;
     let rows = query(&client, "SELECT total FROM totals WHERE id = 'c';").await;
     assert_eq!(plain(&rows), vec![vec!["101"]]);
+
+    // A malformed record from the outside producer is skipped and lands in
+    // the processing log; the totals do not change.
+    p.send(
+        FutureRecord::to("bids")
+            .key("a")
+            .payload("{not json")
+            .partition(0),
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("produce");
+    let rows = query(
+        &client,
+        "SELECT topic, partition, record FROM RILL_PROCESSING_LOG;",
+    )
+    .await;
+    assert_eq!(plain(&rows), vec![vec!["bids", "0", "{not json"]]);
+    let rows = query(&client, "SELECT total FROM totals WHERE id = 'a';").await;
+    assert_eq!(plain(&rows), vec![vec!["20"]]);
+
+    // The query's progress is visible to lag tools as consumer group
+    // rill-<query id>: all 8 records of BIDS consumed.
+    let queries = query(&client, "SHOW QUERIES;").await;
+    let id = plain(&queries)
+        .into_iter()
+        .find(|r| r.contains(&"TOTALS"))
+        .map(|r| r[0].to_string())
+        .expect("the CTAS query in SHOW QUERIES");
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", format!("rill-{id}"))
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..3 {
+        tpl.add_partition("bids", p);
+    }
+    let mut committed = 0;
+    for _ in 0..50 {
+        let offsets = group
+            .committed_offsets(tpl.clone(), Duration::from_secs(5))
+            .expect("committed offsets");
+        committed = offsets
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum::<i64>();
+        if committed == 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(committed, 8, "offsets committed for group rill-{id}");
 
     // rill's own output topic reads back with a plain consumer: the
     // changelog of TOTALS keyed by ID, JSON values.

@@ -30,7 +30,7 @@ use futures::executor::block_on;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -97,6 +97,8 @@ pub struct KafkaLog {
     /// knows records are coming even before its fetch returns them.
     produced: Mutex<HashMap<(String, u32), u64>>,
     appends: AppendSignal,
+    /// One consumer per query's group, used only to commit its progress.
+    progress: Mutex<HashMap<String, BaseConsumer>>,
 }
 
 impl std::fmt::Debug for KafkaLog {
@@ -330,6 +332,7 @@ impl KafkaLog {
             }),
             produced: Mutex::new(HashMap::new()),
             appends: AppendSignal::default(),
+            progress: Mutex::new(HashMap::new()),
         })
     }
 
@@ -981,6 +984,35 @@ impl LogBackend for KafkaLog {
     /// soon to see them.
     fn wait_for_append(&self, seen: u64, timeout: Duration) -> u64 {
         self.appends.wait(seen, timeout.min(MAX_APPEND_WAIT))
+    }
+
+    fn report_progress(&self, group: &str, topic: &str, offsets: &[u64]) -> Result<()> {
+        let mut tpl = TopicPartitionList::new();
+        for (p, off) in offsets.iter().enumerate() {
+            tpl.add_partition_offset(
+                topic,
+                kafka_partition(p as u32)?,
+                Offset::Offset(*off as i64),
+            )
+            .map_err(|e| kafka_error(format_args!("prepare the offsets of group {group}"), e))?;
+        }
+        let mut consumers = lock(&self.progress);
+        if !consumers.contains_key(group) {
+            let mut config = self.consumer_config.clone();
+            config.set("group.id", group);
+            let consumer: BaseConsumer = config
+                .create()
+                .map_err(|e| kafka_error(format_args!("create a consumer for group {group}"), e))?;
+            consumers.insert(group.to_string(), consumer);
+        }
+        if let Some(consumer) = consumers.get(group) {
+            consumer
+                .commit(&tpl, CommitMode::Async)
+                .map_err(|e| kafka_error(format_args!("commit the offsets of group {group}"), e))?;
+            // Serve the commit's callbacks without waiting.
+            let _ = consumer.poll(Duration::ZERO);
+        }
+        Ok(())
     }
 
     fn name(&self) -> &'static str {

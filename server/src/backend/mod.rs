@@ -46,6 +46,12 @@ pub trait LogBackend: Send + Sync {
     fn appended(&self) -> u64;
     /// Blocks until `appended()` differs from `seen` or the timeout passes.
     fn wait_for_append(&self, seen: u64, timeout: Duration) -> u64;
+    /// Publishes how far consumer group `group` has read `topic` (the next
+    /// offset per partition) so lag tools can show it. Informative only:
+    /// queries resume from the offsets in rill's own store.
+    fn report_progress(&self, _group: &str, _topic: &str, _offsets: &[u64]) -> Result<()> {
+        Ok(())
+    }
     /// A short name for SHOW and logs.
     fn name(&self) -> &'static str;
 }

@@ -130,7 +130,9 @@ impl Engine {
         }
         if catalog.relation(PROCESSING_LOG).is_none() {
             let desc = processing_log_desc();
-            log.create_topic(&desc.topic, 1)?;
+            if let Err(e) = log.create_topic(&desc.topic, 1) {
+                warn!(topic = %desc.topic, error = %e, "cannot create the processing log topic: bad records will only be counted");
+            }
             let mut batch = WriteBatch::new();
             let id = catalog.next_id;
             catalog.next_id += 1;

@@ -11,7 +11,7 @@ use rill_sql::parser::{parse_statement, Statement};
 use rill_sql::plan::plan_query;
 use rill_sql::Value;
 use rill_storage::{keys, WriteBatch};
-use tracing::{debug, error};
+use tracing::{debug, error, warn};
 
 use super::sink::Sink;
 use super::source::{BadRecord, SourceReader};
@@ -32,6 +32,7 @@ pub(super) struct QueryTask {
     sink: Sink,
     /// Writes bad input records to the processing log.
     problems: Sink,
+
     pub(super) status: Arc<QueryStatus>,
     pub(super) stop: Arc<AtomicBool>,
 }
@@ -99,6 +100,7 @@ impl QueryTask {
             pipeline,
             sink,
             problems: Sink::try_new(&processing_log_desc(), true)?,
+
             status,
             stop: Arc::new(AtomicBool::new(false)),
         })
@@ -198,7 +200,11 @@ impl QueryTask {
         }
         let log = self.engine.log.as_ref();
         let mut ends = self.sink.flush(log, &self.engine.store, &mut batch)?;
-        ends.extend(self.problems.flush(log, &self.engine.store, &mut batch)?);
+        // The processing log is best effort: a query never stops for it.
+        match self.problems.flush(log, &self.engine.store, &mut batch) {
+            Ok(e) => ends.extend(e),
+            Err(e) => warn!(query = %self.desc.id, error = %e, "processing log not written"),
+        }
         for (p, off) in self.source.offsets.iter().enumerate() {
             batch.put(
                 keys::offset(&self.desc.id, &self.topic, p as u32),
@@ -206,6 +212,11 @@ impl QueryTask {
             );
         }
         self.engine.commit(batch, &ends, false)?;
+        // Lag tools see the query as consumer group `rill-<query id>`.
+        let group = format!("rill-{}", self.desc.id);
+        if let Err(e) = log.report_progress(&group, &self.topic, &self.source.offsets) {
+            debug!(query = %self.desc.id, error = %e, "progress not reported");
+        }
         self.status
             .state_entries
             .store(self.pipeline.state_size() as u64, Ordering::Relaxed);
