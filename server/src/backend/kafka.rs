@@ -336,6 +336,80 @@ impl KafkaLog {
         })
     }
 
+    /// Creates a topic (compacted if asked) or checks an existing one.
+    fn create(&self, name: &str, partitions: u32, compacted: bool) -> Result<()> {
+        check_topic_name(name)?;
+        if partitions == 0 {
+            return Err(StorageError::InvalidArgument(format!(
+                "topic \"{name}\" needs at least one partition"
+            )));
+        }
+        if let Some(existing) = self.describe(name)? {
+            if existing == partitions {
+                return Ok(());
+            }
+            return Err(StorageError::TopicExists {
+                topic: name.to_string(),
+                existing,
+                requested: partitions,
+            });
+        }
+        let count = i32::try_from(partitions).map_err(|_| {
+            StorageError::InvalidArgument(format!("{partitions} partitions are too many for Kafka"))
+        })?;
+        let mut new_topic = NewTopic::new(name, count, TopicReplication::Fixed(1));
+        if compacted {
+            new_topic = new_topic.set("cleanup.policy", "compact");
+        }
+        let outcome = block_on(
+            self.admin
+                .create_topics([&new_topic], &Self::admin_options()),
+        );
+        let failure = match outcome {
+            Ok(results) => results.into_iter().find_map(|r| r.err()).map(|(_, c)| c),
+            Err(e) => Some(admin_code(&e)),
+        };
+        match failure {
+            None | Some(RDKafkaErrorCode::TopicAlreadyExists) => {}
+            Some(RDKafkaErrorCode::InvalidTopic) => {
+                return Err(StorageError::InvalidTopicName {
+                    topic: name.to_string(),
+                    reason: "the Kafka cluster refuses this name",
+                })
+            }
+            Some(
+                code @ (RDKafkaErrorCode::InvalidPartitions
+                | RDKafkaErrorCode::InvalidReplicationFactor
+                | RDKafkaErrorCode::PolicyViolation),
+            ) => {
+                return Err(StorageError::InvalidArgument(format!(
+                    "the Kafka cluster refuses topic \"{name}\" with {partitions} partitions \
+                     and 1 replica: {code}"
+                )))
+            }
+            Some(code) => {
+                // The request failed or was not answered; the topic may
+                // still exist (made meanwhile, or by hand where the cluster
+                // has no admin API).
+                if self.await_topic(name, partitions, Duration::ZERO)? {
+                    return Ok(());
+                }
+                return Err(StorageError::Internal(format!(
+                    "kafka: cannot create topic \"{name}\": {code}; if the cluster has no \
+                     admin API (CreateTopics), create the topic with {partitions} partitions first"
+                )));
+            }
+        }
+        if self.await_topic(name, partitions, CREATE_TIMEOUT)? {
+            info!(topic = name, partitions, "kafka topic created");
+            return Ok(());
+        }
+        Err(StorageError::Internal(format!(
+            "kafka: topic \"{name}\" was created but did not show in the metadata within {} s",
+            CREATE_TIMEOUT.as_secs()
+        )))
+    }
+
     /// The partition count of `name` from fresh metadata; `None` when the
     /// cluster does not have the topic.
     fn describe(&self, name: &str) -> Result<Option<u32>> {
@@ -685,73 +759,12 @@ impl LogBackend for KafkaLog {
     /// cluster never answers CreateTopics (the request times out after
     /// 5 s), and its topics are made with `MockCluster::create_topic`.
     fn create_topic(&self, name: &str, partitions: u32) -> Result<()> {
-        check_topic_name(name)?;
-        if partitions == 0 {
-            return Err(StorageError::InvalidArgument(format!(
-                "topic \"{name}\" needs at least one partition"
-            )));
-        }
-        if let Some(existing) = self.describe(name)? {
-            if existing == partitions {
-                return Ok(());
-            }
-            return Err(StorageError::TopicExists {
-                topic: name.to_string(),
-                existing,
-                requested: partitions,
-            });
-        }
-        let count = i32::try_from(partitions).map_err(|_| {
-            StorageError::InvalidArgument(format!("{partitions} partitions are too many for Kafka"))
-        })?;
-        let new_topic = NewTopic::new(name, count, TopicReplication::Fixed(1));
-        let outcome = block_on(
-            self.admin
-                .create_topics([&new_topic], &Self::admin_options()),
-        );
-        let failure = match outcome {
-            Ok(results) => results.into_iter().find_map(|r| r.err()).map(|(_, c)| c),
-            Err(e) => Some(admin_code(&e)),
-        };
-        match failure {
-            None | Some(RDKafkaErrorCode::TopicAlreadyExists) => {}
-            Some(RDKafkaErrorCode::InvalidTopic) => {
-                return Err(StorageError::InvalidTopicName {
-                    topic: name.to_string(),
-                    reason: "the Kafka cluster refuses this name",
-                })
-            }
-            Some(
-                code @ (RDKafkaErrorCode::InvalidPartitions
-                | RDKafkaErrorCode::InvalidReplicationFactor
-                | RDKafkaErrorCode::PolicyViolation),
-            ) => {
-                return Err(StorageError::InvalidArgument(format!(
-                    "the Kafka cluster refuses topic \"{name}\" with {partitions} partitions \
-                     and 1 replica: {code}"
-                )))
-            }
-            Some(code) => {
-                // The request failed or was not answered; the topic may
-                // still exist (made meanwhile, or by hand where the cluster
-                // has no admin API).
-                if self.await_topic(name, partitions, Duration::ZERO)? {
-                    return Ok(());
-                }
-                return Err(StorageError::Internal(format!(
-                    "kafka: cannot create topic \"{name}\": {code}; if the cluster has no \
-                     admin API (CreateTopics), create the topic with {partitions} partitions first"
-                )));
-            }
-        }
-        if self.await_topic(name, partitions, CREATE_TIMEOUT)? {
-            info!(topic = name, partitions, "kafka topic created");
-            return Ok(());
-        }
-        Err(StorageError::Internal(format!(
-            "kafka: topic \"{name}\" was created but did not show in the metadata within {} s",
-            CREATE_TIMEOUT.as_secs()
-        )))
+        self.create(name, partitions, false)
+    }
+
+    /// A table's changelog: compacted, so the latest row per key survives.
+    fn create_changelog_topic(&self, name: &str, partitions: u32) -> Result<()> {
+        self.create(name, partitions, true)
     }
 
     /// From fresh cluster metadata (one request, no cache, so topics created

@@ -17,6 +17,10 @@ use rill_storage::{Record, RecordRef, Result};
 pub trait LogBackend: Send + Sync {
     /// Creates a topic, or checks an existing one has `partitions`.
     fn create_topic(&self, name: &str, partitions: u32) -> Result<()>;
+    /// Like `create_topic`, for a table's changelog (compacted in Kafka).
+    fn create_changelog_topic(&self, name: &str, partitions: u32) -> Result<()> {
+        self.create_topic(name, partitions)
+    }
     fn topic_partitions(&self, name: &str) -> Option<u32>;
     /// All topics with their partition counts, sorted by name.
     fn topics(&self) -> Vec<(String, u32)>;

@@ -39,7 +39,12 @@ fn refuse_if_read(catalog: &crate::engine::Catalog, name: &str, what: &str) -> R
 }
 
 /// Creates the topic if needed; returns its partition count.
-pub(super) fn ensure_topic(engine: &Engine, topic: &str, partitions: Option<u32>) -> Result<u32> {
+pub(super) fn ensure_topic(
+    engine: &Engine,
+    topic: &str,
+    partitions: Option<u32>,
+    changelog: bool,
+) -> Result<u32> {
     match engine.log.topic_partitions(topic) {
         Some(n) => {
             if let Some(want) = partitions {
@@ -53,7 +58,11 @@ pub(super) fn ensure_topic(engine: &Engine, topic: &str, partitions: Option<u32>
         }
         None => {
             let n = partitions.unwrap_or(1);
-            engine.log.create_topic(topic, n)?;
+            if changelog {
+                engine.log.create_changelog_topic(topic, n)?;
+            } else {
+                engine.log.create_topic(topic, n)?;
+            }
             Ok(n)
         }
     }
@@ -134,6 +143,7 @@ pub(super) fn create_source(
         engine,
         &desc.topic,
         partitions_given.then_some(desc.partitions),
+        desc.kind == RelationKind::Table,
     )?;
     let kind = desc.kind;
     let name = desc.name.clone();

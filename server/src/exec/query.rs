@@ -118,7 +118,12 @@ pub(super) fn create_as(
     };
     RecordCodec::try_new(&sink)?;
     let mut sink = sink;
-    sink.partitions = ensure_topic(engine, &topic, props.partitions.or(partitions))?;
+    sink.partitions = ensure_topic(
+        engine,
+        &topic,
+        props.partitions.or(partitions),
+        c.kind == RelationKind::Table,
+    )?;
     let desc = QueryDesc {
         id: id.clone(),
         kind: if c.kind == RelationKind::Stream {
