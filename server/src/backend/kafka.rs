@@ -35,6 +35,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+use rill_storage::log::validate_topic_name;
 use rill_storage::{Record, RecordRef, Result, StorageError};
 use tracing::{debug, info, warn};
 
@@ -164,32 +165,6 @@ impl AppendSignal {
 /// (every critical section here is a single map update).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Checks a topic name against Kafka's rules, with the same messages as the
-/// embedded log, so a statement fails the same way on both backends.
-fn check_topic_name(name: &str) -> Result<()> {
-    let reason = if name.is_empty() {
-        Some("a topic name cannot be empty")
-    } else if name.len() > 249 {
-        Some("a topic name can have at most 249 characters")
-    } else if name == "." || name == ".." {
-        Some("a topic name cannot be \".\" or \"..\"")
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        Some("use only ASCII letters, digits, '.', '_' and '-'")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(StorageError::InvalidTopicName {
-            topic: name.to_string(),
-            reason,
-        }),
-        None => Ok(()),
-    }
 }
 
 /// Wraps a Kafka failure with what rill was doing.
@@ -338,7 +313,7 @@ impl KafkaLog {
 
     /// Creates a topic (compacted if asked) or checks an existing one.
     fn create(&self, name: &str, partitions: u32, compacted: bool) -> Result<()> {
-        check_topic_name(name)?;
+        validate_topic_name(name)?;
         if partitions == 0 {
             return Err(StorageError::InvalidArgument(format!(
                 "topic \"{name}\" needs at least one partition"

@@ -87,7 +87,7 @@ impl std::fmt::Debug for Log {
 
 /// Checks a topic name against Kafka's rules (so a statement works on both
 /// backends), which also makes it a safe directory name.
-fn validate_topic_name(name: &str) -> Result<()> {
+pub fn validate_topic_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("a topic name cannot be empty")
     } else if name.len() > 249 {
