@@ -97,6 +97,8 @@ pub struct KafkaLog {
     /// End offset after this process's last append per partition: a reader
     /// knows records are coming even before its fetch returns them.
     produced: Mutex<HashMap<(String, u32), u64>>,
+    /// A consumer that finds a partition's end by reading (see `end_of`).
+    end_probe: Mutex<BaseConsumer>,
     appends: AppendSignal,
     /// One consumer per query's group, used only to commit its progress.
     progress: Mutex<HashMap<String, BaseConsumer>>,
@@ -280,6 +282,11 @@ impl KafkaLog {
         let admin: AdminClient<DefaultClientContext> = admin_config.create().map_err(invalid)?;
         // Validate the reader settings now rather than at the first read.
         let _: BaseConsumer = consumer_config.create().map_err(invalid)?;
+        let end_probe: BaseConsumer = consumer_config
+            .clone()
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .map_err(invalid)?;
         let message_max_bytes = producer_config
             .get("message.max.bytes")
             .and_then(|v| v.parse().ok())
@@ -306,6 +313,7 @@ impl KafkaLog {
                 last_sweep: Instant::now(),
             }),
             produced: Mutex::new(HashMap::new()),
+            end_probe: Mutex::new(end_probe),
             appends: AppendSignal::default(),
             progress: Mutex::new(HashMap::new()),
         })
@@ -451,6 +459,52 @@ impl KafkaLog {
                 ))
             }
         }
+    }
+
+    /// The end of a partition: the broker's high watermark raised to this
+    /// process's appends and to what a read from just below it returns.
+    /// Some brokers (Tansu) answer ListOffsets(latest) with the first offset
+    /// of the partition's last batch + 1; a fetch from there returns the
+    /// whole batch, whose last offset + 1 is the end.
+    fn end_of(&self, topic: &str, partition: u32, low: u64, high: u64) -> Result<u64> {
+        let mut end = high.max(self.produced_end(topic, partition));
+        if high <= low {
+            return Ok(end);
+        }
+        let from = i64::try_from(high - 1)
+            .map_err(|_| StorageError::InvalidArgument(format!("offset {high} is out of range")))?;
+        let probe = lock(&self.end_probe);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, kafka_partition(partition)?, Offset::Offset(from))
+            .map_err(|e| kafka_error(format_args!("seek topic \"{topic}\" to {from}"), e))?;
+        probe
+            .assign(&tpl)
+            .map_err(|e| kafka_error(format_args!("assign topic \"{topic}\""), e))?;
+        let deadline = Instant::now() + END_CHECK_TIMEOUT;
+        let mut got = false;
+        loop {
+            let wait = if got {
+                Duration::ZERO
+            } else {
+                deadline.saturating_duration_since(Instant::now())
+            };
+            match probe.poll(wait) {
+                Some(Ok(msg)) => {
+                    if let Ok(o) = u64::try_from(msg.offset()) {
+                        end = end.max(o + 1);
+                    }
+                    got = true;
+                }
+                Some(Err(KafkaError::PartitionEOF(_))) => break,
+                Some(Err(e)) => {
+                    debug!(topic, partition, error = %e, "cannot read the end of a kafka partition");
+                    break;
+                }
+                None => break,
+            }
+        }
+        let _ = probe.unassign();
+        Ok(end)
     }
 
     /// Waits until the metadata shows `name`; fails if it shows another
@@ -678,11 +732,17 @@ impl KafkaLog {
                     // records for us (a reader still connecting).
                     asked_broker = true;
                     let p = kafka_partition(partition)?;
-                    match reader
+                    let end = reader
                         .consumer
                         .fetch_watermarks(topic, p, END_CHECK_TIMEOUT)
-                    {
-                        Ok((_, end)) if u64::try_from(end).unwrap_or(0) <= from => {
+                        .map_err(|e| kafka_error("read offsets", e))
+                        .and_then(|(low, high)| {
+                            let low = u64::try_from(low).unwrap_or(0);
+                            let high = u64::try_from(high).unwrap_or(0);
+                            self.end_of(topic, partition, low, high)
+                        });
+                    match end {
+                        Ok(end) if end <= from => {
                             // Known to be at the end now: later reads need
                             // not wait for the consumer's own end event (it
                             // comes with the next empty fetch, up to
@@ -787,11 +847,6 @@ impl LogBackend for KafkaLog {
                 topic: name.to_string(),
             });
         }
-        let outcome = block_on(self.admin.delete_topics(&[name], &Self::admin_options()));
-        let failure = match outcome {
-            Ok(results) => results.into_iter().find_map(|r| r.err()).map(|(_, c)| c),
-            Err(e) => Some(admin_code(&e)),
-        };
         let closing: Vec<Reader> = {
             let mut pool = lock(&self.readers);
             let keys: Vec<_> = pool.idle.keys().filter(|k| k.0 == name).cloned().collect();
@@ -801,6 +856,11 @@ impl LogBackend for KafkaLog {
                 .collect()
         };
         drop(closing);
+        let outcome = block_on(self.admin.delete_topics(&[name], &Self::admin_options()));
+        let failure = match outcome {
+            Ok(results) => results.into_iter().find_map(|r| r.err()).map(|(_, c)| c),
+            Err(e) => Some(admin_code(&e)),
+        };
         lock(&self.produced).retain(|k, _| k.0 != name);
         match failure {
             None => {}
@@ -948,7 +1008,8 @@ impl LogBackend for KafkaLog {
 
     /// The high watermark.
     fn end_offset(&self, topic: &str, partition: u32) -> Result<u64> {
-        Ok(self.watermarks(topic, partition)?.1)
+        let (low, high) = self.watermarks(topic, partition)?;
+        self.end_of(topic, partition, low, high)
     }
 
     /// A no-op: Kafka cannot cut a partition back. Recovery skips it
