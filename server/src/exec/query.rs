@@ -7,7 +7,7 @@ use rill_sql::binder::{bind_select, sink_properties, BoundQuery, SelectMode};
 use rill_sql::catalog::{Catalog as _, RelationDesc};
 use rill_sql::parser::{CreateAs, RelationKind, Select};
 use rill_sql::plan::plan_query;
-use rill_sql::BindError;
+use rill_sql::{BindError, DataType};
 use rill_storage::WriteBatch;
 use tracing::info;
 
@@ -66,22 +66,32 @@ pub(super) fn create_as(
     plan_query(&bound)?;
     let props = sink_properties(&c, &source.format)?;
     let mut format = props.format.clone();
-    let key_cols = bound
+    let key_types: Vec<&DataType> = bound
         .output
         .iter()
         .filter(|k| k.key && k.name != "WINDOWSTART" && k.name != "WINDOWEND")
-        .count();
+        .map(|k| &k.data_type)
+        .collect();
     let key_format_given = c
         .properties
         .iter()
         .any(|(n, _)| n == "KEY_FORMAT" || n == "FORMAT");
-    if !key_format_given && (key_cols > 1 || format.key_format == "NONE") && key_cols > 0 {
-        // The KAFKA format holds one column; several key columns need JSON.
-        format.key_format = if key_cols > 1 {
-            "JSON".into()
-        } else {
-            "KAFKA".into()
-        };
+    if !key_format_given && !key_types.is_empty() {
+        // The KAFKA format holds one primitive column; anything else
+        // (several columns, BOOLEAN, DECIMAL, ...) gets JSON keys.
+        let kafka_fits = matches!(
+            key_types.as_slice(),
+            [DataType::Int
+                | DataType::BigInt
+                | DataType::Double
+                | DataType::String
+                | DataType::Bytes]
+        );
+        if !kafka_fits {
+            format.key_format = "JSON".into();
+        } else if format.key_format == "NONE" {
+            format.key_format = "KAFKA".into();
+        }
     }
 
     if let Some(old) = &existing {
