@@ -178,3 +178,60 @@ async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
         .expect("a record for key c in TOTALS");
     assert!(latest_c.contains("\"TOTAL\":101"), "got {latest_c}");
 }
+
+/// The same flow against a separately running broker (Tansu in CI:
+/// `.ci/run` starts it and sets `RILL_TEST_KAFKA_BROKERS`). Here rill
+/// creates its topics itself through the admin API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_against_an_external_broker() {
+    let Ok(brokers) = std::env::var("RILL_TEST_KAFKA_BROKERS") else {
+        eprintln!("RILL_TEST_KAFKA_BROKERS is not set: skipping (.ci/run sets it)");
+        return;
+    };
+    let suffix = std::process::id();
+    let topic = format!("orders_{suffix}");
+    let server = Server::start_with_args(&["--kafka-brokers", &brokers])
+        .await
+        .expect("start rill against the external broker");
+    let client = server.connect().await.expect("connect");
+    exec(&client, "SET 'auto.offset.reset' = 'earliest';").await;
+    exec(
+        &client,
+        &format!(
+            "CREATE STREAM orders (id VARCHAR KEY, amount INT) WITH (kafka_topic='{topic}', partitions=3);"
+        ),
+    )
+    .await;
+    exec(
+        &client,
+        &format!(
+            "CREATE TABLE spend WITH (kafka_topic='spend_{suffix}') AS SELECT id, SUM(amount) AS total FROM orders GROUP BY id;"
+        ),
+    )
+    .await;
+    // An outside producer and rill's own INSERT feed the same stream.
+    let p = producer(&brokers);
+    for (id, amount) in [("a", 1), ("b", 2), ("a", 3)] {
+        p.send(
+            FutureRecord::to(&topic)
+                .key(id)
+                .payload(&format!(r#"{{"AMOUNT": {amount}}}"#)),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produce");
+    }
+    exec(
+        &client,
+        "INSERT INTO orders (id, amount) VALUES ('b', 10), ('c', 5);",
+    )
+    .await;
+    let rows = query(&client, "SELECT id, total FROM spend ORDER BY id;").await;
+    assert_eq!(
+        plain(&rows),
+        vec![vec!["a", "4"], vec!["b", "12"], vec!["c", "5"]]
+    );
+    // A pull query over the stream sees all five records.
+    let rows = query(&client, "SELECT id FROM orders;").await;
+    assert_eq!(rows.len(), 5);
+}
