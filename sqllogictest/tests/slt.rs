@@ -39,16 +39,31 @@ fn main() {
         }
     };
     files.sort();
-    let trials = files
-        .into_iter()
-        .map(|path| {
-            let name = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            Trial::test(name, move || run_file(&path))
-        })
-        .collect();
+    // With RILL_TEST_TANSU (the Tansu broker binary), every file also runs
+    // in Kafka mode, each against a broker of its own.
+    let tansu = std::env::var_os("RILL_TEST_TANSU").map(PathBuf::from);
+    let mut trials = Vec::new();
+    for path in files {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Some(tansu) = tansu.clone() {
+            // A file can opt out of Kafka mode with a `# kafka-mode: skip
+            // <reason>` line; it then shows as ignored, not as passed.
+            let skip = std::fs::read_to_string(&path)
+                .map(|text| text.lines().any(|l| l.starts_with("# kafka-mode: skip")))
+                .unwrap_or(false);
+            let path = path.clone();
+            trials.push(
+                Trial::test(format!("kafka::{name}"), move || {
+                    run_file(&path, Some(&tansu))
+                })
+                .with_ignored_flag(skip),
+            );
+        }
+        trials.push(Trial::test(name, move || run_file(&path, None)));
+    }
     libtest_mimic::run(&args, trials).exit();
 }
 
@@ -61,16 +76,67 @@ fn statement_timeout() -> Duration {
 }
 
 /// Runs one file on a server of its own.
-fn run_file(path: &Path) -> Result<(), Failed> {
+/// A Tansu broker on a free loopback port, stopped on drop.
+struct Broker {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Broker {
+    fn start(tansu: &Path) -> Result<Broker, String> {
+        let port = rill_tests::free_port().map_err(|e| format!("free port: {e}"))?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = std::process::Command::new(tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", tansu.display()))?;
+        let broker = Broker {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&broker.addr).is_err() {
+            if std::time::Instant::now() > deadline {
+                return Err("Tansu did not start listening within 10 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(broker)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_file(path: &Path, tansu: Option<&Path>) -> Result<(), Failed> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| format!("building a tokio runtime: {e}"))?;
     runtime.block_on(async {
-        let server = Server::start()
-            .await
-            .map_err(|e| format!("starting rill: {e:#}"))?;
+        let broker = match tansu {
+            Some(t) => Some(Broker::start(t)?),
+            None => None,
+        };
+        let server = match &broker {
+            Some(b) => Server::start_with_args(&["--kafka-brokers", &b.addr]).await,
+            None => Server::start().await,
+        }
+        .map_err(|e| format!("starting rill: {e:#}"))?;
         let config = server.pg_config();
         let mut runner = Runner::new(move || {
             let config = config.clone();
