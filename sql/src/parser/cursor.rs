@@ -5,7 +5,7 @@ use sqlparser::ast::Expr;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
 use super::ast::*;
-use super::{convert_error, normalize_ident, sql_parser, types};
+use super::{convert_error, sql_parser, types, word_name};
 use crate::error::{ParseError, Position};
 
 pub(crate) struct Cursor {
@@ -127,8 +127,7 @@ impl Cursor {
     fn ident(&mut self) -> Result<String, ParseError> {
         match self.peek() {
             Some(Token::Word(w)) => {
-                let name =
-                    normalize_ident(&w.clone().into_ident(sqlparser::tokenizer::Span::empty()));
+                let name = word_name(w);
                 self.pos += 1;
                 Ok(name)
             }

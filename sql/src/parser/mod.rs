@@ -84,6 +84,15 @@ pub fn normalize_ident(ident: &Ident) -> String {
     }
 }
 
+/// The name a word token stands for (see [`normalize_ident`]).
+pub(crate) fn word_name(w: &sqlparser::tokenizer::Word) -> String {
+    if w.quote_style.is_some() {
+        w.value.clone()
+    } else {
+        w.value.to_uppercase()
+    }
+}
+
 /// Splits tokens at semicolons outside brackets; drops empty statements.
 fn split_statements(tokens: Vec<TokenWithSpan>) -> Vec<Vec<TokenWithSpan>> {
     let mut groups = vec![Vec::new()];

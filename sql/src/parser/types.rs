@@ -4,7 +4,7 @@
 use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 use super::ast::TypeName;
-use super::normalize_ident;
+use super::word_name;
 
 /// Parses a type at the start of `tokens`. Returns the type and how many
 /// tokens it used, or a message and the index of the offending token.
@@ -87,8 +87,7 @@ impl TypeParser<'_> {
     fn word(&mut self) -> Result<String, (String, usize)> {
         match self.peek() {
             Some(Token::Word(w)) => {
-                let name =
-                    normalize_ident(&w.clone().into_ident(sqlparser::tokenizer::Span::empty()));
+                let name = word_name(w);
                 self.pos += 1;
                 Ok(name)
             }
