@@ -354,7 +354,7 @@ impl JsonDecoder {
 /// State shared by the visitors of one decode.
 struct Ctx {
     /// The error a visitor hit. serde only carries strings, so the visitor
-    /// leaves the structured error here and aborts with a placeholder;
+    /// leaves the structured error here and aborts with a stand-in message;
     /// enclosing visitors add their part of the column path on the way out.
     error: Option<FormatError>,
     /// Decoded base64.
