@@ -77,7 +77,7 @@ fn literal(v: &Value) -> String {
     }
 }
 
-/// Replaces `$n` placeholders in `sql` with the values as literals.
+/// Replaces the `$n` parameter markers in `sql` with the values as literals.
 pub fn substitute(sql: &str, values: &[Value]) -> Result<String> {
     let tokens = Tokenizer::new(&KsqlDialect, sql)
         .with_unescape(false)

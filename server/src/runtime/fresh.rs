@@ -6,20 +6,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::engine::{Engine, QueryDesc};
+use crate::engine::{Catalog, Engine, QueryDesc};
 use crate::error::Result;
 
 /// Upstream queries of `relation`, the most upstream first.
-fn upstream(engine: &Engine, relation: &str) -> Vec<QueryDesc> {
-    let catalog = engine.catalog();
+fn upstream(catalog: &Catalog, relation: &str) -> Vec<QueryDesc> {
     let mut order = Vec::new();
     let mut seen = HashSet::new();
-    fn visit(
-        c: &crate::engine::Catalog,
-        rel: &str,
-        seen: &mut HashSet<String>,
-        order: &mut Vec<QueryDesc>,
-    ) {
+    fn visit(c: &Catalog, rel: &str, seen: &mut HashSet<String>, order: &mut Vec<QueryDesc>) {
         for q in c.writers_of(rel) {
             if seen.insert(q.id.clone()) {
                 let q = q.clone();
@@ -34,13 +28,13 @@ fn upstream(engine: &Engine, relation: &str) -> Vec<QueryDesc> {
         all.sort_by_key(|(id, _)| *id);
         for (_, q) in all {
             if seen.insert(q.id.clone()) {
-                visit(&catalog, &q.source, &mut seen, &mut order);
+                visit(catalog, &q.source, &mut seen, &mut order);
                 order.push(q);
             }
         }
         return order;
     }
-    visit(&catalog, relation, &mut seen, &mut order);
+    visit(catalog, relation, &mut seen, &mut order);
     order
 }
 
@@ -50,18 +44,15 @@ fn upstream(engine: &Engine, relation: &str) -> Vec<QueryDesc> {
 /// through. A stopped or failed query is not waited for.
 pub async fn wait_fresh(engine: &Arc<Engine>, relation: &str, timeout: Duration) -> Result<()> {
     let deadline = tokio::time::Instant::now() + timeout;
-    for q in upstream(engine, relation) {
+    let catalog = engine.catalog();
+    for q in upstream(&catalog, relation) {
         let Some(status) = engine.runtime.status(&q.id) else {
             continue;
         };
         if status.state() != super::QueryState::Running {
             continue;
         }
-        let Some(topic) = engine
-            .catalog()
-            .relation(&q.source)
-            .map(|r| r.topic.clone())
-        else {
+        let Some(topic) = catalog.relation(&q.source).map(|r| r.topic.clone()) else {
             continue;
         };
         let partitions = engine.log.topic_partitions(&topic).unwrap_or(0);

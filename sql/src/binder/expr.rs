@@ -19,13 +19,13 @@ use crate::value::Value;
 
 thread_local! {
     /// Parameter types found while binding a statement with `$n`
-    /// placeholders (see [`infer_param_types`]).
+    /// parameter markers (see [`infer_param_types`]).
     static PARAM_TYPES: std::cell::RefCell<Option<Vec<Option<DataType>>>> =
         const { std::cell::RefCell::new(None) };
 }
 
-/// Runs `bind` (a binding of a statement with `$n` placeholders) and returns
-/// the type each placeholder must have, from the context it appears in
+/// Runs `bind` (a binding of a statement with `$n` parameter markers) and returns
+/// the type each parameter must have, from the context it appears in
 /// (`col = $1`, a VALUES position, ...). Unconstrained ones are STRING.
 pub fn infer_param_types<T>(
     bind: impl FnOnce() -> Result<T, BindError>,
