@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rill_storage::{Log, Record, RecordRef, Result};
 
-use super::LogBackend;
+use super::{LogBackend, TopicSpec};
 
 pub struct EmbeddedLog {
     log: Log,
@@ -20,8 +20,8 @@ impl EmbeddedLog {
 }
 
 impl LogBackend for EmbeddedLog {
-    fn create_topic(&self, name: &str, partitions: u32) -> Result<()> {
-        self.log.create_topic(name, partitions)
+    fn create_topic(&self, name: &str, spec: &TopicSpec) -> Result<()> {
+        self.log.create_topic(name, spec.partitions)
     }
 
     fn topic_partitions(&self, name: &str) -> Option<u32> {

@@ -39,7 +39,7 @@ use rill_storage::log::validate_topic_name;
 use rill_storage::{Record, RecordRef, Result, StorageError};
 use tracing::{debug, info, warn};
 
-use super::LogBackend;
+use super::{LogBackend, TopicSpec};
 
 /// How long a metadata, watermark or admin request may take before the
 /// operation fails.
@@ -317,80 +317,6 @@ impl KafkaLog {
             appends: AppendSignal::default(),
             progress: Mutex::new(HashMap::new()),
         })
-    }
-
-    /// Creates a topic (compacted if asked) or checks an existing one.
-    fn create(&self, name: &str, partitions: u32, compacted: bool) -> Result<()> {
-        validate_topic_name(name)?;
-        if partitions == 0 {
-            return Err(StorageError::InvalidArgument(format!(
-                "topic \"{name}\" needs at least one partition"
-            )));
-        }
-        if let Some(existing) = self.describe(name)? {
-            if existing == partitions {
-                return Ok(());
-            }
-            return Err(StorageError::TopicExists {
-                topic: name.to_string(),
-                existing,
-                requested: partitions,
-            });
-        }
-        let count = i32::try_from(partitions).map_err(|_| {
-            StorageError::InvalidArgument(format!("{partitions} partitions are too many for Kafka"))
-        })?;
-        let mut new_topic = NewTopic::new(name, count, TopicReplication::Fixed(1));
-        if compacted {
-            new_topic = new_topic.set("cleanup.policy", "compact");
-        }
-        let outcome = block_on(
-            self.admin
-                .create_topics([&new_topic], &Self::admin_options()),
-        );
-        let failure = match outcome {
-            Ok(results) => results.into_iter().find_map(|r| r.err()).map(|(_, c)| c),
-            Err(e) => Some(admin_code(&e)),
-        };
-        match failure {
-            None | Some(RDKafkaErrorCode::TopicAlreadyExists) => {}
-            Some(RDKafkaErrorCode::InvalidTopic) => {
-                return Err(StorageError::InvalidTopicName {
-                    topic: name.to_string(),
-                    reason: "the Kafka cluster refuses this name",
-                })
-            }
-            Some(
-                code @ (RDKafkaErrorCode::InvalidPartitions
-                | RDKafkaErrorCode::InvalidReplicationFactor
-                | RDKafkaErrorCode::PolicyViolation),
-            ) => {
-                return Err(StorageError::InvalidArgument(format!(
-                    "the Kafka cluster refuses topic \"{name}\" with {partitions} partitions \
-                     and 1 replica: {code}"
-                )))
-            }
-            Some(code) => {
-                // The request failed or was not answered; the topic may
-                // still exist (made meanwhile, or by hand where the cluster
-                // has no admin API).
-                if self.await_topic(name, partitions, Duration::ZERO)? {
-                    return Ok(());
-                }
-                return Err(StorageError::Internal(format!(
-                    "kafka: cannot create topic \"{name}\": {code}; if the cluster has no \
-                     admin API (CreateTopics), create the topic with {partitions} partitions first"
-                )));
-            }
-        }
-        if self.await_topic(name, partitions, CREATE_TIMEOUT)? {
-            info!(topic = name, partitions, "kafka topic created");
-            return Ok(());
-        }
-        Err(StorageError::Internal(format!(
-            "kafka: topic \"{name}\" was created but did not show in the metadata within {} s",
-            CREATE_TIMEOUT.as_secs()
-        )))
     }
 
     /// The partition count of `name` from fresh metadata; `None` when the
@@ -784,7 +710,7 @@ fn assign(reader: &mut Reader, topic: &str, partition: u32, from: u64) -> Result
 }
 
 impl LogBackend for KafkaLog {
-    /// Creates the topic with the admin API (replication factor 1), then
+    /// Creates the topic with the admin API (compacted for a changelog), then
     /// waits until the metadata shows it. An existing topic with the same
     /// partition count is fine; another count is an error.
     ///
@@ -793,13 +719,85 @@ impl LogBackend for KafkaLog {
     /// That is how a cluster without the admin API works: librdkafka's mock
     /// cluster never answers CreateTopics (the request times out after
     /// 5 s), and its topics are made with `MockCluster::create_topic`.
-    fn create_topic(&self, name: &str, partitions: u32) -> Result<()> {
-        self.create(name, partitions, false)
-    }
-
-    /// A table's changelog: compacted, so the latest row per key survives.
-    fn create_changelog_topic(&self, name: &str, partitions: u32) -> Result<()> {
-        self.create(name, partitions, true)
+    fn create_topic(&self, name: &str, spec: &TopicSpec) -> Result<()> {
+        let partitions = spec.partitions;
+        validate_topic_name(name)?;
+        if partitions == 0 {
+            return Err(StorageError::InvalidArgument(format!(
+                "topic \"{name}\" needs at least one partition"
+            )));
+        }
+        if let Some(existing) = self.describe(name)? {
+            if existing == partitions {
+                return Ok(());
+            }
+            return Err(StorageError::TopicExists {
+                topic: name.to_string(),
+                existing,
+                requested: partitions,
+            });
+        }
+        let count = i32::try_from(partitions).map_err(|_| {
+            StorageError::InvalidArgument(format!("{partitions} partitions are too many for Kafka"))
+        })?;
+        // -1 asks the cluster for its `default.replication.factor`.
+        let replicas = spec.replicas.map_or(-1, i32::from);
+        let mut new_topic = NewTopic::new(name, count, TopicReplication::Fixed(replicas));
+        if spec.compacted {
+            new_topic = new_topic.set("cleanup.policy", "compact");
+        }
+        let outcome = block_on(
+            self.admin
+                .create_topics([&new_topic], &Self::admin_options()),
+        );
+        let failure = match outcome {
+            Ok(results) => results.into_iter().find_map(|r| r.err()).map(|(_, c)| c),
+            Err(e) => Some(admin_code(&e)),
+        };
+        match failure {
+            None | Some(RDKafkaErrorCode::TopicAlreadyExists) => {}
+            Some(RDKafkaErrorCode::InvalidTopic) => {
+                return Err(StorageError::InvalidTopicName {
+                    topic: name.to_string(),
+                    reason: "the Kafka cluster refuses this name",
+                })
+            }
+            Some(
+                code @ (RDKafkaErrorCode::InvalidPartitions
+                | RDKafkaErrorCode::InvalidReplicationFactor
+                | RDKafkaErrorCode::PolicyViolation),
+            ) => {
+                let replicas = spec
+                    .replicas
+                    .map_or("its default replication factor".to_string(), |r| {
+                        format!("{r} replicas")
+                    });
+                return Err(StorageError::InvalidArgument(format!(
+                    "the Kafka cluster refuses topic \"{name}\" with {partitions} partitions \
+                     and {replicas}: {code}"
+                )));
+            }
+            Some(code) => {
+                // The request failed or was not answered; the topic may
+                // still exist (made meanwhile, or by hand where the cluster
+                // has no admin API).
+                if self.await_topic(name, partitions, Duration::ZERO)? {
+                    return Ok(());
+                }
+                return Err(StorageError::Internal(format!(
+                    "kafka: cannot create topic \"{name}\": {code}; if the cluster has no \
+                     admin API (CreateTopics), create the topic with {partitions} partitions first"
+                )));
+            }
+        }
+        if self.await_topic(name, partitions, CREATE_TIMEOUT)? {
+            info!(topic = name, partitions, "kafka topic created");
+            return Ok(());
+        }
+        Err(StorageError::Internal(format!(
+            "kafka: topic \"{name}\" was created but did not show in the metadata within {} s",
+            CREATE_TIMEOUT.as_secs()
+        )))
     }
 
     /// From fresh cluster metadata (one request, no cache, so topics created
@@ -1096,6 +1094,14 @@ mod tests {
         (cluster, log)
     }
 
+    fn plain(partitions: u32) -> TopicSpec {
+        TopicSpec {
+            partitions,
+            replicas: Some(1),
+            compacted: false,
+        }
+    }
+
     fn rec<'a>(ts: i64, key: Option<&'a str>, value: Option<&'a str>) -> RecordRef<'a> {
         RecordRef {
             timestamp: ts,
@@ -1145,7 +1151,7 @@ mod tests {
     #[test]
     fn records_round_trip_across_partitions() {
         let (_cluster, log) = setup(3, &[("orders", 3)]);
-        log.create_topic("orders", 3).unwrap();
+        log.create_topic("orders", &plain(3)).unwrap();
         assert_eq!(log.name(), "kafka");
         let mut expected: Vec<Vec<Record>> = vec![Vec::new(); 3];
         for p in 0..3u32 {
@@ -1193,9 +1199,9 @@ mod tests {
     #[test]
     fn create_topic_is_idempotent_and_checks_the_partition_count() {
         let (_cluster, log) = setup(1, &[("three", 3), ("one", 1)]);
-        log.create_topic("three", 3).unwrap();
-        log.create_topic("three", 3).unwrap();
-        let err = log.create_topic("three", 2).unwrap_err();
+        log.create_topic("three", &plain(3)).unwrap();
+        log.create_topic("three", &plain(3)).unwrap();
+        let err = log.create_topic("three", &plain(2)).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -1220,11 +1226,11 @@ mod tests {
             vec![("one".to_string(), 1), ("three".to_string(), 3)]
         );
         assert!(matches!(
-            log.create_topic("bad name", 1),
+            log.create_topic("bad name", &plain(1)),
             Err(StorageError::InvalidTopicName { .. })
         ));
         assert!(matches!(
-            log.create_topic("zero", 0),
+            log.create_topic("zero", &plain(0)),
             Err(StorageError::InvalidArgument(_))
         ));
         // Looking a topic up never creates it.
@@ -1235,7 +1241,7 @@ mod tests {
     #[test]
     fn the_mock_cluster_cannot_create_topics_and_says_so() {
         let (cluster, log) = setup(1, &[]);
-        let err = log.create_topic("fresh", 2).unwrap_err();
+        let err = log.create_topic("fresh", &plain(2)).unwrap_err();
         assert!(
             err.to_string()
                 .contains("create the topic with 2 partitions first"),
@@ -1244,7 +1250,7 @@ mod tests {
         assert_eq!(log.topic_partitions("fresh"), None);
         // Once it exists, create_topic accepts it.
         cluster.create_topic("fresh", 2, 1).unwrap();
-        log.create_topic("fresh", 2).unwrap();
+        log.create_topic("fresh", &plain(2)).unwrap();
     }
 
     #[test]

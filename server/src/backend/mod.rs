@@ -9,18 +9,26 @@ use std::time::Duration;
 
 use rill_storage::{Record, RecordRef, Result};
 
+/// How to lay out a topic that rill creates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TopicSpec {
+    pub partitions: u32,
+    /// Replication factor; `None` takes the cluster's default. The embedded
+    /// log keeps one copy whatever this says.
+    pub replicas: Option<u16>,
+    /// A table's changelog: Kafka keeps the latest record per key. The
+    /// embedded log keeps every record either way.
+    pub compacted: bool,
+}
+
 /// Topics of partitioned, offset-addressed records.
 ///
 /// # Invariants
 /// Offsets in a partition are consecutive from `start_offset`; a record
 /// below `end_offset` never changes once `sync` covered it.
 pub trait LogBackend: Send + Sync {
-    /// Creates a topic, or checks an existing one has `partitions`.
-    fn create_topic(&self, name: &str, partitions: u32) -> Result<()>;
-    /// Like `create_topic`, for a table's changelog (compacted in Kafka).
-    fn create_changelog_topic(&self, name: &str, partitions: u32) -> Result<()> {
-        self.create_topic(name, partitions)
-    }
+    /// Creates a topic, or checks an existing one has `spec.partitions`.
+    fn create_topic(&self, name: &str, spec: &TopicSpec) -> Result<()>;
     fn topic_partitions(&self, name: &str) -> Option<u32>;
     /// All topics with their partition counts, sorted by name.
     fn topics(&self) -> Vec<(String, u32)>;

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use crate::backend::embedded::EmbeddedLog;
 use crate::backend::kafka::KafkaLog;
-use crate::backend::LogBackend;
+use crate::backend::{LogBackend, TopicSpec};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;
@@ -130,7 +130,12 @@ impl Engine {
         }
         if catalog.relation(PROCESSING_LOG).is_none() {
             let desc = processing_log_desc();
-            if let Err(e) = log.create_topic(&desc.topic, 1) {
+            let spec = TopicSpec {
+                partitions: 1,
+                replicas: None,
+                compacted: false,
+            };
+            if let Err(e) = log.create_topic(&desc.topic, &spec) {
                 warn!(topic = %desc.topic, error = %e, "cannot create the processing log topic: bad records will only be counted");
             }
             let mut batch = WriteBatch::new();

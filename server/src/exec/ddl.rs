@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use rill_sql::binder::bind_create_source;
+use rill_sql::binder::{bind_create_source, bind_topic_properties, TopicProperties};
 use rill_sql::catalog::RelationDesc;
 use rill_sql::parser::{CreateSource, RelationKind};
 use rill_sql::BindError;
@@ -10,6 +10,7 @@ use rill_storage::{keys, WriteBatch};
 use tracing::info;
 
 use super::Output;
+use crate::backend::TopicSpec;
 use crate::engine::{lock, CatalogEntry, Engine, QueryDesc, QueryKind};
 use crate::error::{Error, Result};
 use crate::record::RecordCodec;
@@ -38,32 +39,33 @@ fn refuse_if_read(catalog: &crate::engine::Catalog, name: &str, what: &str) -> R
     })
 }
 
-/// Creates the topic if needed; returns its partition count.
+/// Creates the topic if it is missing and `layout` says how many
+/// partitions it gets; returns its partition count.
 pub(super) fn ensure_topic(
     engine: &Engine,
     topic: &str,
-    partitions: Option<u32>,
+    layout: TopicProperties,
     changelog: bool,
 ) -> Result<u32> {
-    match engine.log.topic_partitions(topic) {
-        Some(n) => {
-            if let Some(want) = partitions {
-                if want != n {
-                    return Err(Error::Invalid(format!(
-                        "topic '{topic}' already exists with {n} partitions, not {want}: leave PARTITIONS out or give {n}"
-                    )));
-                }
-            }
-            Ok(n)
-        }
-        None => {
-            let n = partitions.unwrap_or(1);
-            if changelog {
-                engine.log.create_changelog_topic(topic, n)?;
-            } else {
-                engine.log.create_topic(topic, n)?;
-            }
-            Ok(n)
+    match (engine.log.topic_partitions(topic), layout.partitions) {
+        (Some(n), Some(want)) if want != n => Err(Error::Invalid(format!(
+            "topic '{topic}' already exists with {n} partitions, not {want}: leave PARTITIONS out or give {n}"
+        ))),
+        (Some(n), _) => Ok(n),
+        (None, None) => Err(Error::Invalid(format!(
+            "topic '{topic}' does not exist: to create it, give PARTITIONS (and optionally REPLICAS) \
+             in the WITH clause, e.g. WITH (kafka_topic='{topic}', partitions=1)"
+        ))),
+        (None, Some(partitions)) => {
+            engine.log.create_topic(
+                topic,
+                &TopicSpec {
+                    partitions,
+                    replicas: layout.replicas,
+                    compacted: changelog,
+                },
+            )?;
+            Ok(partitions)
         }
     }
 }
@@ -138,11 +140,10 @@ pub(super) fn create_source(
         refuse_if_read(&catalog, &c.name, "replace")?;
         drop_relation(engine, &mut catalog, &mut batch, &c.name, false)?;
     }
-    let partitions_given = c.properties.iter().any(|(n, _)| n == "PARTITIONS");
     desc.partitions = ensure_topic(
         engine,
         &desc.topic,
-        partitions_given.then_some(desc.partitions),
+        bind_topic_properties(&c.properties)?,
         desc.kind == RelationKind::Table,
     )?;
     let kind = desc.kind;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rill_sql::binder::{bind_select, sink_properties, BoundQuery, SelectMode};
+use rill_sql::binder::{bind_select, sink_properties, BoundQuery, SelectMode, TopicProperties};
 use rill_sql::catalog::{Catalog as _, RelationDesc};
 use rill_sql::parser::{CreateAs, RelationKind, Select};
 use rill_sql::plan::plan_query;
@@ -109,16 +109,21 @@ pub(super) fn create_as(
         catalog.next_id
     );
     let topic = props.topic.clone().unwrap_or_else(|| c.name.clone());
-    let partitions = props
-        .partitions
-        .or_else(|| engine.log.topic_partitions(&source.topic));
+    // A new output topic gets the source's partition count.
+    let layout = TopicProperties {
+        partitions: props
+            .layout
+            .partitions
+            .or_else(|| engine.log.topic_partitions(&source.topic)),
+        ..props.layout
+    };
     let sink = RelationDesc {
         name: c.name.clone(),
         kind: c.kind,
         columns: bound.output.clone(),
         window: bound.window().map(|w| w.kind),
         topic: topic.clone(),
-        partitions: partitions.unwrap_or(1),
+        partitions: layout.partitions.unwrap_or(1),
         format,
         timestamp_column: None,
         timestamp_format: None,
@@ -128,12 +133,7 @@ pub(super) fn create_as(
     };
     RecordCodec::try_new(&sink)?;
     let mut sink = sink;
-    sink.partitions = ensure_topic(
-        engine,
-        &topic,
-        props.partitions.or(partitions),
-        c.kind == RelationKind::Table,
-    )?;
+    sink.partitions = ensure_topic(engine, &topic, layout, c.kind == RelationKind::Table)?;
     let desc = QueryDesc {
         id: id.clone(),
         kind: if c.kind == RelationKind::Stream {

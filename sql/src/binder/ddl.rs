@@ -63,6 +63,29 @@ fn positive_int(props: &Properties, name: &str) -> Result<Option<u32>, BindError
     }
 }
 
+/// How a topic rill creates is laid out: `PARTITIONS` and `REPLICAS` of a
+/// WITH clause, when given.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TopicProperties {
+    pub partitions: Option<u32>,
+    /// `None`: the cluster's default replication factor.
+    pub replicas: Option<u16>,
+}
+
+/// Reads `PARTITIONS` and `REPLICAS` from a WITH clause.
+pub fn bind_topic_properties(props: &Properties) -> Result<TopicProperties, BindError> {
+    let replicas = match positive_int(props, "REPLICAS")? {
+        None => None,
+        Some(n) => Some(u16::try_from(n).map_err(|_| {
+            BindError::Invalid(format!("REPLICAS must be at most {}, found {n}", u16::MAX))
+        })?),
+    };
+    Ok(TopicProperties {
+        partitions: positive_int(props, "PARTITIONS")?,
+        replicas,
+    })
+}
+
 fn format_spec(props: &Properties, default_key: &str) -> Result<FormatSpec, BindError> {
     let both = prop(props, "FORMAT").map(|v| v.as_text().to_uppercase());
     let value_format = prop(props, "VALUE_FORMAT")
@@ -212,7 +235,7 @@ pub fn bind_create_source(c: &CreateSource) -> Result<RelationDesc, BindError> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkProperties {
     pub topic: Option<String>,
-    pub partitions: Option<u32>,
+    pub layout: TopicProperties,
     pub format: FormatSpec,
 }
 
@@ -245,7 +268,7 @@ pub fn sink_properties(
     }
     Ok(SinkProperties {
         topic: prop(&c.properties, "KAFKA_TOPIC").map(|v| v.as_text()),
-        partitions: positive_int(&c.properties, "PARTITIONS")?,
+        layout: bind_topic_properties(&c.properties)?,
         format,
     })
 }
