@@ -28,6 +28,11 @@ pub struct Config {
     #[arg(long = "kafka-config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
     pub kafka_config: Vec<(String, String)>,
 
+    /// A Confluent-compatible schema registry (`http://host:port`) for the
+    /// AVRO format: schemas are read from it and registered in it.
+    #[arg(long, env = "RILL_SCHEMA_REGISTRY", value_name = "URL")]
+    pub schema_registry: Option<String>,
+
     /// How often running queries commit their state and outputs, in ms
     /// (they also commit whenever their input is drained).
     #[arg(long, env = "RILL_COMMIT_INTERVAL_MS", default_value_t = 100)]

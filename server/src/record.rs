@@ -2,6 +2,8 @@
 //! format, the rest through the value format, event time from the
 //! `timestamp` column or the record's own timestamp.
 
+use std::sync::Arc;
+
 use rill_sql::catalog::{RelationDesc, PSEUDO_COLUMNS};
 use rill_sql::dataflow::Change;
 use rill_sql::expr::func;
@@ -10,7 +12,7 @@ use rill_sql::{DataType, Row, Value};
 use rill_storage::Record;
 
 use crate::error::{Error, Result};
-use crate::format::{Decoder, Encoder, FormatKind, FormatOptions};
+use crate::format::{Decoder, Encoder, FormatKind, FormatOptions, SchemaRegistry};
 
 /// A record's key and value bytes (`None`: no key / a tombstone).
 pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
@@ -33,7 +35,7 @@ pub struct RecordCodec {
     round_robin: u32,
 }
 
-fn options(rel: &RelationDesc) -> Result<FormatOptions> {
+fn value_options(rel: &RelationDesc) -> Result<FormatOptions> {
     let mut o = FormatOptions::default();
     if let Some(d) = &rel.format.value_delimiter {
         o.delimiter = FormatOptions::parse_delimiter(d)?;
@@ -44,42 +46,81 @@ fn options(rel: &RelationDesc) -> Result<FormatOptions> {
     Ok(o)
 }
 
-impl RecordCodec {
-    pub fn try_new(rel: &RelationDesc) -> Result<RecordCodec> {
+/// A relation's columns split into the record's sides: positions and
+/// (name, type) of the key columns, then of the value columns. Window
+/// bounds are in neither: they travel as trailing key bytes.
+pub struct Sides {
+    pub key_idx: Vec<usize>,
+    pub value_idx: Vec<usize>,
+    pub key: Vec<(String, DataType)>,
+    pub value: Vec<(String, DataType)>,
+}
+
+impl Sides {
+    pub fn of(rel: &RelationDesc) -> Sides {
         let windowed = rel.window.is_some();
         let is_window_col = |n: &str| windowed && (n == "WINDOWSTART" || n == "WINDOWEND");
-        let mut key_idx = Vec::new();
-        let mut value_idx = Vec::new();
+        let mut sides = Sides {
+            key_idx: Vec::new(),
+            value_idx: Vec::new(),
+            key: Vec::new(),
+            value: Vec::new(),
+        };
         for (i, c) in rel.columns.iter().enumerate() {
             if is_window_col(&c.name) {
                 continue;
             }
-            if c.key {
-                key_idx.push(i);
+            let (idx, cols) = if c.key {
+                (&mut sides.key_idx, &mut sides.key)
             } else {
-                value_idx.push(i);
-            }
+                (&mut sides.value_idx, &mut sides.value)
+            };
+            idx.push(i);
+            cols.push((c.name.clone(), c.data_type.clone()));
         }
-        let cols = |idx: &[usize]| -> Vec<(String, DataType)> {
-            idx.iter()
-                .map(|&i| {
-                    (
-                        rel.columns[i].name.clone(),
-                        rel.columns[i].data_type.clone(),
-                    )
-                })
-                .collect()
+        sides
+    }
+
+    /// The key's format: NONE when there are no key columns.
+    pub fn key_kind(&self, rel: &RelationDesc) -> Result<FormatKind> {
+        if self.key.is_empty() {
+            return Ok(FormatKind::None);
+        }
+        Ok(FormatKind::parse(&rel.format.key_format)?)
+    }
+
+    /// The options each side is read and written with.
+    pub fn options(
+        rel: &RelationDesc,
+        registry: Option<&Arc<SchemaRegistry>>,
+    ) -> Result<(FormatOptions, FormatOptions)> {
+        let key = FormatOptions {
+            registry: registry.cloned(),
+            schema_id: rel.format.key_schema_id,
+            ..FormatOptions::for_key()
         };
-        let (key_cols, value_cols) = (cols(&key_idx), cols(&value_idx));
-        let key_kind = FormatKind::parse(&rel.format.key_format)?;
-        let key_kind = if key_cols.is_empty() {
-            FormatKind::None
-        } else {
-            key_kind
+        let value = FormatOptions {
+            registry: registry.cloned(),
+            schema_id: rel.format.value_schema_id,
+            ..value_options(rel)?
         };
+        Ok((key, value))
+    }
+}
+
+impl RecordCodec {
+    /// Prepares the codec of `rel`; `registry` serves schema-registry
+    /// formats (AVRO).
+    pub fn try_new(
+        rel: &RelationDesc,
+        registry: Option<&Arc<SchemaRegistry>>,
+    ) -> Result<RecordCodec> {
+        let windowed = rel.window.is_some();
+        let sides = Sides::of(rel);
+        let key_kind = sides.key_kind(rel)?;
         let value_kind = FormatKind::parse(&rel.format.value_format)?;
-        let key_opts = FormatOptions::for_key();
-        let value_opts = options(rel)?;
+        let (key_opts, value_opts) = Sides::options(rel, registry)?;
+        let (key_cols, value_cols) = (&sides.key, &sides.value);
         let window_idx = if windowed {
             match (
                 rel.column_index("WINDOWSTART"),
@@ -112,12 +153,12 @@ impl RecordCodec {
         Ok(RecordCodec {
             kind: rel.kind,
             width: rel.columns.len(),
-            key_dec: Decoder::try_new(key_kind, &key_cols, &key_opts)?,
-            value_dec: Decoder::try_new(value_kind, &value_cols, &value_opts)?,
-            key_enc: Encoder::try_new(key_kind, &key_cols, &key_opts)?,
-            value_enc: Encoder::try_new(value_kind, &value_cols, &value_opts)?,
-            key_idx,
-            value_idx,
+            key_dec: Decoder::try_new(key_kind, key_cols, &key_opts)?,
+            value_dec: Decoder::try_new(value_kind, value_cols, &value_opts)?,
+            key_enc: Encoder::try_new(key_kind, key_cols, &key_opts)?,
+            value_enc: Encoder::try_new(value_kind, value_cols, &value_opts)?,
+            key_idx: sides.key_idx,
+            value_idx: sides.value_idx,
             window_idx,
             timestamp,
             scratch: Vec::new(),

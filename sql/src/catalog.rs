@@ -44,6 +44,13 @@ pub struct FormatSpec {
     pub value_delimiter: Option<String>,
     /// `WRAP_SINGLE_VALUE`.
     pub wrap_single_value: Option<bool>,
+    /// The registered schema the key is written with (`KEY_SCHEMA_ID`;
+    /// schema-registry formats only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_schema_id: Option<u32>,
+    /// The registered schema the value is written with (`VALUE_SCHEMA_ID`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_schema_id: Option<u32>,
 }
 
 /// A stream or table as the catalog knows it.

@@ -19,6 +19,8 @@ use crate::backend::kafka::KafkaLog;
 use crate::backend::{LogBackend, TopicSpec};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::format::SchemaRegistry;
+use crate::record::RecordCodec;
 use crate::runtime::Runtime;
 pub use catalog::{Catalog, CatalogEntry, QueryDesc, QueryKind};
 
@@ -48,6 +50,8 @@ pub fn processing_log_desc() -> RelationDesc {
             value_format: "JSON".into(),
             value_delimiter: None,
             wrap_single_value: None,
+            key_schema_id: None,
+            value_schema_id: None,
         },
         timestamp_column: None,
         timestamp_format: None,
@@ -63,6 +67,8 @@ pub struct Engine {
     pub log: Arc<dyn LogBackend>,
     pub catalog: RwLock<Catalog>,
     pub runtime: Runtime,
+    /// The schema registry of the AVRO format, when configured.
+    pub registry: Option<Arc<SchemaRegistry>>,
     /// Committed end of every topic partition written so far. Held while a
     /// batch that moves ends commits, so ends only ever grow in the store.
     log_ends: Mutex<HashMap<(String, u32), u64>>,
@@ -77,6 +83,11 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Engine {
+    /// The codec of `rel`'s records.
+    pub fn codec(&self, rel: &RelationDesc) -> Result<RecordCodec> {
+        RecordCodec::try_new(rel, self.registry.as_ref())
+    }
+
     /// Opens the data directory, cuts every log back to its committed end,
     /// loads the catalog and starts the persistent queries.
     pub fn open(config: Config) -> Result<Arc<Engine>> {
@@ -152,8 +163,13 @@ impl Engine {
             qs.sort_by_key(|(id, _)| *id);
             qs.into_iter().map(|(_, q)| q).collect()
         };
+        let registry = config
+            .schema_registry
+            .as_deref()
+            .map(|url| Arc::new(SchemaRegistry::new(url)));
         let engine = Arc::new(Engine {
             config,
+            registry,
             store,
             log,
             catalog: RwLock::new(catalog),

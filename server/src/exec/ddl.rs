@@ -2,18 +2,20 @@
 
 use std::sync::Arc;
 
-use rill_sql::binder::{bind_create_source, bind_topic_properties, TopicProperties};
+use rill_sql::binder::{
+    bind_create_source, bind_source_format, bind_topic_properties, TopicProperties,
+};
 use rill_sql::catalog::RelationDesc;
 use rill_sql::parser::{CreateSource, RelationKind};
 use rill_sql::BindError;
 use rill_storage::{keys, WriteBatch};
 use tracing::info;
 
+use super::schemas::{infer_columns, register_schemas};
 use super::Output;
 use crate::backend::TopicSpec;
 use crate::engine::{lock, CatalogEntry, Engine, QueryDesc, QueryKind};
 use crate::error::{Error, Result};
-use crate::record::RecordCodec;
 use crate::session::Session;
 
 fn tag(kind: RelationKind, verb: &str) -> String {
@@ -117,8 +119,13 @@ pub(super) fn create_source(
             .into());
         }
     }
-    let mut desc = bind_create_source(&c)?;
-    RecordCodec::try_new(&desc)?;
+    let (topic, mut format) = bind_source_format(&c)?;
+    let inferred = infer_columns(engine, &c, &topic, &mut format)?;
+    let mut desc = bind_create_source(&c, &inferred)?;
+    desc.format.key_schema_id = format.key_schema_id;
+    desc.format.value_schema_id = format.value_schema_id;
+    register_schemas(engine, &mut desc)?;
+    engine.codec(&desc)?;
     let mut batch = WriteBatch::new();
     let replacing = catalog.relation(&c.name).cloned();
     if let Some(old) = &replacing {

@@ -12,7 +12,7 @@ use rill_storage::{RecordRef, WriteBatch};
 use super::Output;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::record::{KeyValue, RecordCodec};
+use crate::record::KeyValue;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -33,7 +33,7 @@ pub(super) fn insert_values(engine: &Arc<Engine>, ins: InsertValues) -> Result<O
         .into());
     };
     let bound = bind_insert_values(&ins, rel)?;
-    let mut codec = RecordCodec::try_new(rel)?;
+    let mut codec = engine.codec(rel)?;
     let partitions = engine
         .log
         .topic_partitions(&rel.topic)

@@ -5,6 +5,7 @@
 mod ddl;
 mod insert;
 mod query;
+mod schemas;
 mod select;
 mod show;
 

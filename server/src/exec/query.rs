@@ -12,10 +12,10 @@ use rill_storage::WriteBatch;
 use tracing::info;
 
 use super::ddl::{ensure_topic, initial_offsets, remove_query};
+use super::schemas::register_schemas;
 use super::Output;
 use crate::engine::{lock, Catalog, CatalogEntry, Engine, QueryDesc, QueryKind};
 use crate::error::{Error, Result};
-use crate::record::RecordCodec;
 use crate::session::Session;
 
 fn source_of(bound: &BoundQuery) -> Result<RelationDesc> {
@@ -131,8 +131,9 @@ pub(super) fn create_as(
         written_by: Some(id.clone()),
         retention_ms: bound.window().and_then(|w| w.retention),
     };
-    RecordCodec::try_new(&sink)?;
     let mut sink = sink;
+    register_schemas(engine, &mut sink)?;
+    engine.codec(&sink)?;
     sink.partitions = ensure_topic(engine, &topic, layout, c.kind == RelationKind::Table)?;
     let desc = QueryDesc {
         id: id.clone(),
@@ -229,6 +230,7 @@ fn replace(
     batch.put(rill_storage::keys::catalog(qid), bytes);
     if let Some((rid, rel)) = catalog.relations.get_mut(&c.name) {
         rel.format = format;
+        register_schemas(engine, rel)?;
         let bytes = serde_json::to_vec(&CatalogEntry::Relation(rel.clone()))
             .map_err(|e| Error::Internal(e.to_string()))?;
         batch.put(rill_storage::keys::catalog(*rid), bytes);

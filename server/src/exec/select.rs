@@ -18,7 +18,6 @@ use rill_storage::{keys, Record};
 use super::{blocking, Output};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::record::RecordCodec;
 use crate::runtime::{push, wait_fresh};
 use crate::session::Session;
 
@@ -227,7 +226,7 @@ fn scan_table(engine: &Engine, rel: &RelationDesc, bound: &BoundQuery) -> Result
 
 /// A pull query over a stream reads its topic up to the current end.
 fn scan_stream(engine: &Engine, rel: &RelationDesc, bound: &BoundQuery) -> Result<Vec<Row>> {
-    let mut codec = RecordCodec::try_new(rel)?;
+    let mut codec = engine.codec(rel)?;
     let partitions = engine.log.topic_partitions(&rel.topic).unwrap_or(0);
     let mut pipeline = pull_pipeline(bound);
     let mut rows = Vec::new();

@@ -16,13 +16,18 @@
 //! and the input, and the caller counts and logs it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use rill_sql::{DataType, Value};
 
+pub mod avro;
 mod delimited;
 mod json;
 mod kafka;
+pub mod registry;
 mod scalar;
+
+pub use registry::SchemaRegistry;
 
 /// A serialization format, as named by `KEY_FORMAT`, `VALUE_FORMAT` or
 /// `FORMAT` in a `WITH` clause.
@@ -37,6 +42,8 @@ pub enum FormatKind {
     Kafka,
     /// No data: the side has no columns (a key-less stream).
     None,
+    /// Avro in the schema registry's wire format.
+    Avro,
 }
 
 impl FormatKind {
@@ -48,7 +55,8 @@ impl FormatKind {
             "DELIMITED" => FormatKind::Delimited,
             "KAFKA" => FormatKind::Kafka,
             "NONE" => FormatKind::None,
-            "AVRO" | "PROTOBUF" | "PROTOBUF_NOSR" | "JSON_SR" => {
+            "AVRO" => FormatKind::Avro,
+            "PROTOBUF" | "PROTOBUF_NOSR" | "JSON_SR" => {
                 return Err(FormatError::NotSupportedYet {
                     name: name.to_ascii_uppercase(),
                 })
@@ -68,6 +76,17 @@ impl FormatKind {
             FormatKind::Delimited => "DELIMITED",
             FormatKind::Kafka => "KAFKA",
             FormatKind::None => "NONE",
+            FormatKind::Avro => "AVRO",
+        }
+    }
+
+    /// Whether the format keeps its schemas in a schema registry.
+    pub fn uses_registry(self) -> bool {
+        match self {
+            FormatKind::Avro => true,
+            FormatKind::Json | FormatKind::Delimited | FormatKind::Kafka | FormatKind::None => {
+                false
+            }
         }
     }
 }
@@ -78,8 +97,8 @@ impl fmt::Display for FormatKind {
     }
 }
 
-/// Format settings from the `WITH` clause.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Format settings from the `WITH` clause, and the schema registry.
+#[derive(Clone)]
 pub struct FormatOptions {
     /// The DELIMITED field separator (`VALUE_DELIMITER`); a single ASCII
     /// character other than `"`, CR and LF. Default `,`.
@@ -89,6 +108,11 @@ pub struct FormatOptions {
     /// looks at it, and only for a single column. Default true, as ksqlDB
     /// does for values; keys are never wrapped, see [`FormatOptions::for_key`].
     pub wrap_single_value: bool,
+    /// The registry AVRO reads writer schemas from (`--schema-registry`).
+    pub registry: Option<Arc<SchemaRegistry>>,
+    /// The registered schema AVRO writes with (`KEY_SCHEMA_ID`,
+    /// `VALUE_SCHEMA_ID`).
+    pub schema_id: Option<u32>,
 }
 
 impl Default for FormatOptions {
@@ -96,6 +120,8 @@ impl Default for FormatOptions {
         FormatOptions {
             delimiter: b',',
             wrap_single_value: true,
+            registry: None,
+            schema_id: None,
         }
     }
 }
@@ -148,11 +174,26 @@ fn check_delimiter(d: u8) -> Result<(), FormatError> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     /// The format name is not one rill knows.
-    #[error("unknown format \"{name}\"; choose one of JSON, DELIMITED, KAFKA or NONE")]
+    #[error("unknown format \"{name}\"; choose one of JSON, DELIMITED, KAFKA, AVRO or NONE")]
     UnknownFormat { name: String },
     /// A ksqlDB format that rill does not implement yet.
-    #[error("format {name} is not supported yet; use JSON, DELIMITED, KAFKA or NONE")]
+    #[error("format {name} is not supported yet; use JSON, DELIMITED, KAFKA, AVRO or NONE")]
     NotSupportedYet { name: String },
+    /// AVRO without `--schema-registry`.
+    #[error("the {format} format needs a schema registry: start rill with --schema-registry URL")]
+    NoRegistry { format: FormatKind },
+    /// The registry could not be reached.
+    #[error("schema registry {url} is unavailable: {reason}")]
+    RegistryUnavailable { url: String, reason: String },
+    /// The registry has no such subject, version or id.
+    #[error("{what} was not found in the schema registry")]
+    NoSchema { what: String },
+    /// The registry refused a request or answered nonsense.
+    #[error("schema registry: {reason}")]
+    Registry { reason: String },
+    /// A registered schema with a field SQL cannot type.
+    #[error("field \"{field}\" of the schema cannot be a column: {reason}")]
+    UnsupportedSchema { field: String, reason: String },
     /// The format cannot hold a column of this type.
     #[error("the {format} format does not support {data_type} (column \"{column}\"): {reason}")]
     UnsupportedType {
@@ -213,6 +254,11 @@ impl FormatError {
         match self {
             FormatError::UnknownFormat { .. } => "22023",
             FormatError::NotSupportedYet { .. } => "0A000",
+            FormatError::NoRegistry { .. } => "0A000",
+            FormatError::RegistryUnavailable { .. } => "58000",
+            FormatError::NoSchema { .. } => "42704",
+            FormatError::Registry { .. } => "58000",
+            FormatError::UnsupportedSchema { .. } => "0A000",
             FormatError::UnsupportedType { .. } => "0A000",
             FormatError::UnsupportedColumns { .. } => "0A000",
             FormatError::InvalidDelimiter { .. } => "22023",
@@ -235,6 +281,11 @@ impl FormatError {
             | FormatError::EncodeType { column, .. } => column.insert_str(0, segment),
             FormatError::UnknownFormat { .. }
             | FormatError::NotSupportedYet { .. }
+            | FormatError::NoRegistry { .. }
+            | FormatError::RegistryUnavailable { .. }
+            | FormatError::NoSchema { .. }
+            | FormatError::Registry { .. }
+            | FormatError::UnsupportedSchema { .. }
             | FormatError::UnsupportedType { .. }
             | FormatError::UnsupportedColumns { .. }
             | FormatError::InvalidDelimiter { .. }
@@ -268,6 +319,7 @@ enum DecoderImpl {
     Json(json::JsonDecoder),
     Delimited(delimited::DelimitedDecoder),
     Kafka(kafka::KafkaDecoder),
+    Avro(avro::AvroDecoder),
     Nothing,
 }
 
@@ -290,6 +342,10 @@ impl Decoder {
                 Some(d) => DecoderImpl::Kafka(d),
                 None => DecoderImpl::Nothing,
             },
+            FormatKind::Avro => DecoderImpl::Avro(avro::AvroDecoder::try_new(
+                columns,
+                registry(kind, options)?.clone(),
+            )?),
             FormatKind::None => {
                 check_none(columns)?;
                 DecoderImpl::Nothing
@@ -317,6 +373,7 @@ impl Decoder {
             DecoderImpl::Json(d) => d.decode(bytes, out),
             DecoderImpl::Delimited(d) => d.decode(bytes, out),
             DecoderImpl::Kafka(d) => d.decode(bytes, out),
+            DecoderImpl::Avro(d) => d.decode(bytes, out),
             DecoderImpl::Nothing => Ok(()),
         };
         if result.is_err() {
@@ -356,6 +413,7 @@ enum EncoderImpl {
     Json(json::JsonEncoder),
     Delimited(delimited::DelimitedEncoder),
     Kafka(kafka::KafkaEncoder),
+    Avro(avro::AvroEncoder),
     Nothing,
 }
 
@@ -375,6 +433,18 @@ impl Encoder {
                 Some(e) => EncoderImpl::Kafka(e),
                 None => EncoderImpl::Nothing,
             },
+            FormatKind::Avro => {
+                let Some(id) = options.schema_id else {
+                    return Err(FormatError::Registry {
+                        reason: "no schema is registered for this side of the topic".into(),
+                    });
+                };
+                EncoderImpl::Avro(avro::AvroEncoder::try_new(
+                    columns,
+                    registry(kind, options)?,
+                    id,
+                )?)
+            }
             FormatKind::None => {
                 check_none(columns)?;
                 EncoderImpl::Nothing
@@ -409,6 +479,7 @@ impl Encoder {
             EncoderImpl::Json(e) => e.encode(values, out),
             EncoderImpl::Delimited(e) => e.encode(values, out),
             EncoderImpl::Kafka(e) => e.encode(values, out),
+            EncoderImpl::Avro(e) => e.encode(values, out),
             EncoderImpl::Nothing => Ok(()),
         };
         if result.is_err() {
@@ -425,6 +496,7 @@ impl Encoder {
         let null = match &self.inner {
             EncoderImpl::Json(e) => e.is_unwrapped() && values.first().is_some_and(Value::is_null),
             EncoderImpl::Kafka(_) => values.first().is_some_and(Value::is_null),
+            EncoderImpl::Avro(e) => e.is_unwrapped() && values.first().is_some_and(Value::is_null),
             EncoderImpl::Delimited(_) => false,
             EncoderImpl::Nothing => self.kind == FormatKind::None || self.columns == 0,
         };
@@ -434,6 +506,16 @@ impl Encoder {
         self.encode(values, out)?;
         Ok(true)
     }
+}
+
+fn registry(
+    kind: FormatKind,
+    options: &FormatOptions,
+) -> Result<&Arc<SchemaRegistry>, FormatError> {
+    options
+        .registry
+        .as_ref()
+        .ok_or(FormatError::NoRegistry { format: kind })
 }
 
 fn check_none(columns: &[(String, DataType)]) -> Result<(), FormatError> {
@@ -470,13 +552,13 @@ mod tests {
         let err = FormatKind::parse("xml").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown format \"xml\"; choose one of JSON, DELIMITED, KAFKA or NONE"
+            "unknown format \"xml\"; choose one of JSON, DELIMITED, KAFKA, AVRO or NONE"
         );
         assert_eq!(err.sqlstate(), "22023");
-        let err = FormatKind::parse("avro").unwrap_err();
+        let err = FormatKind::parse("protobuf").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "format AVRO is not supported yet; use JSON, DELIMITED, KAFKA or NONE"
+            "format PROTOBUF is not supported yet; use JSON, DELIMITED, KAFKA, AVRO or NONE"
         );
         assert_eq!(err.sqlstate(), "0A000");
     }

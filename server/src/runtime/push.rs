@@ -88,6 +88,7 @@ pub fn start(engine: &Arc<Engine>, bound: BoundQuery, earliest: bool) -> Result<
     let mut pipeline = plan_query(&bound)?.pipeline;
     let log = engine.log.clone();
     let mut reader = SourceReader::try_new(
+        engine,
         &source,
         start_offsets(log.as_ref(), &source.topic, earliest)?,
     )?;

@@ -87,7 +87,7 @@ impl QueryTask {
                 *slot = engine.log.start_offset(&source.topic, p as u32)?;
             }
         }
-        let sink = Sink::try_new(&sink_rel, desc.kind != QueryKind::SourceTable)?;
+        let sink = Sink::try_new(engine, &sink_rel, desc.kind != QueryKind::SourceTable)?;
         let status = Arc::new(QueryStatus::new(offsets.clone()));
         status
             .state_entries
@@ -95,11 +95,11 @@ impl QueryTask {
         Ok(QueryTask {
             engine: engine.clone(),
             topic: source.topic.clone(),
-            source: SourceReader::try_new(&source, offsets)?,
+            source: SourceReader::try_new(engine, &source, offsets)?,
             desc,
             pipeline,
             sink,
-            problems: Sink::try_new(&processing_log_desc(), true)?,
+            problems: Sink::try_new(engine, &processing_log_desc(), true)?,
 
             status,
             stop: Arc::new(AtomicBool::new(false)),

@@ -11,6 +11,7 @@ use rill_sql::Value;
 use rill_storage::{keys, RecordRef, Store, WriteBatch};
 
 use crate::backend::LogBackend;
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::record::RecordCodec;
 
@@ -54,12 +55,12 @@ pub struct Sink {
 }
 
 impl Sink {
-    pub fn try_new(rel: &RelationDesc, write_topic: bool) -> Result<Sink> {
+    pub fn try_new(engine: &Engine, rel: &RelationDesc, write_topic: bool) -> Result<Sink> {
         Ok(Sink {
             table: (rel.kind == RelationKind::Table).then(|| rel.name.clone()),
             key_idx: rel.key_indices(),
             topic: write_topic.then(|| (rel.topic.clone(), rel.partitions)),
-            codec: RecordCodec::try_new(rel)?,
+            codec: engine.codec(rel)?,
             rows: HashMap::new(),
             records: Vec::new(),
             retention: match (rel.retention_ms, rel.column_index("WINDOWEND")) {

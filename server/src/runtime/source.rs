@@ -6,6 +6,7 @@ use rill_sql::dataflow::Change;
 use rill_storage::Record;
 
 use crate::backend::LogBackend;
+use crate::engine::Engine;
 use crate::error::Result;
 use crate::record::RecordCodec;
 
@@ -31,11 +32,11 @@ pub struct SourceReader {
 }
 
 impl SourceReader {
-    pub fn try_new(rel: &RelationDesc, offsets: Vec<u64>) -> Result<SourceReader> {
+    pub fn try_new(engine: &Engine, rel: &RelationDesc, offsets: Vec<u64>) -> Result<SourceReader> {
         Ok(SourceReader {
             topic: rel.topic.clone(),
             offsets,
-            codec: RecordCodec::try_new(rel)?,
+            codec: engine.codec(rel)?,
             records: Vec::new(),
         })
     }

@@ -20,7 +20,7 @@ const RESERVED: [&str; 5] = [
     "WINDOWEND",
 ];
 
-const SOURCE_PROPS: [&str; 11] = [
+const SOURCE_PROPS: [&str; 13] = [
     "KAFKA_TOPIC",
     "VALUE_FORMAT",
     "KEY_FORMAT",
@@ -32,6 +32,8 @@ const SOURCE_PROPS: [&str; 11] = [
     "VALUE_DELIMITER",
     "WRAP_SINGLE_VALUE",
     "RETENTION_MS",
+    "KEY_SCHEMA_ID",
+    "VALUE_SCHEMA_ID",
 ];
 
 fn prop<'a>(props: &'a Properties, name: &str) -> Option<&'a PropertyValue> {
@@ -86,6 +88,18 @@ pub fn bind_topic_properties(props: &Properties) -> Result<TopicProperties, Bind
     })
 }
 
+fn schema_id(props: &Properties, name: &str) -> Result<Option<u32>, BindError> {
+    match prop(props, name) {
+        None => Ok(None),
+        Some(v) => v.as_text().parse::<u32>().map(Some).map_err(|_| {
+            BindError::Invalid(format!(
+                "{name} must be a schema id (a non-negative integer), found {}",
+                v.as_text()
+            ))
+        }),
+    }
+}
+
 fn format_spec(props: &Properties, default_key: &str) -> Result<FormatSpec, BindError> {
     let both = prop(props, "FORMAT").map(|v| v.as_text().to_uppercase());
     let value_format = prop(props, "VALUE_FORMAT")
@@ -114,33 +128,38 @@ fn format_spec(props: &Properties, default_key: &str) -> Result<FormatSpec, Bind
         value_format,
         value_delimiter: prop(props, "VALUE_DELIMITER").map(|v| v.as_text()),
         wrap_single_value,
+        key_schema_id: schema_id(props, "KEY_SCHEMA_ID")?,
+        value_schema_id: schema_id(props, "VALUE_SCHEMA_ID")?,
     })
 }
 
+/// The topic and formats a `CREATE STREAM|TABLE` statement names.
+pub fn bind_source_format(c: &CreateSource) -> Result<(String, FormatSpec), BindError> {
+    let default_key = if c.columns.iter().any(|c| c.key != KeyKind::None) {
+        "KAFKA"
+    } else {
+        "NONE"
+    };
+    Ok((source_topic(c), format_spec(&c.properties, default_key)?))
+}
+
+fn source_topic(c: &CreateSource) -> String {
+    prop(&c.properties, "KAFKA_TOPIC")
+        .map(|v| v.as_text())
+        .unwrap_or_else(|| c.name.clone())
+}
+
 /// Binds `CREATE STREAM|TABLE name (...) WITH (...)` into a descriptor.
-pub fn bind_create_source(c: &CreateSource) -> Result<RelationDesc, BindError> {
+/// `inferred` are columns read from a registered schema, after the
+/// declared ones (ksqlDB lets a statement declare the key and infer the
+/// value).
+pub fn bind_create_source(
+    c: &CreateSource,
+    inferred: &[ColumnDesc],
+) -> Result<RelationDesc, BindError> {
     check_props(&c.properties, &SOURCE_PROPS)?;
-    if c.columns.is_empty() {
-        return Err(BindError::Invalid(format!(
-            "{} \"{}\" needs at least one column",
-            c.kind.name(),
-            c.name
-        )));
-    }
-    let mut columns: Vec<ColumnDesc> = Vec::new();
+    let mut declared = Vec::with_capacity(c.columns.len());
     for col in &c.columns {
-        if RESERVED.contains(&col.name.as_str()) {
-            return Err(BindError::Invalid(format!(
-                "\"{}\" is a reserved column name",
-                col.name
-            )));
-        }
-        if columns.iter().any(|x| x.name == col.name) {
-            return Err(BindError::Duplicate {
-                kind: "column",
-                name: col.name.clone(),
-            });
-        }
         let key = match (c.kind, col.key) {
             (_, KeyKind::None) => false,
             (RelationKind::Stream, KeyKind::Key) | (RelationKind::Table, KeyKind::PrimaryKey) => {
@@ -159,11 +178,34 @@ pub fn bind_create_source(c: &CreateSource) -> Result<RelationDesc, BindError> {
                 )))
             }
         };
-        columns.push(ColumnDesc::new(
+        declared.push(ColumnDesc::new(
             col.name.clone(),
             resolve_type(&col.data_type)?,
             key,
         ));
+    }
+    let mut columns: Vec<ColumnDesc> = Vec::new();
+    for col in declared.into_iter().chain(inferred.iter().cloned()) {
+        if RESERVED.contains(&col.name.as_str()) {
+            return Err(BindError::Invalid(format!(
+                "\"{}\" is a reserved column name",
+                col.name
+            )));
+        }
+        if columns.iter().any(|x| x.name == col.name) {
+            return Err(BindError::Duplicate {
+                kind: "column",
+                name: col.name.clone(),
+            });
+        }
+        columns.push(col);
+    }
+    if columns.is_empty() {
+        return Err(BindError::Invalid(format!(
+            "{} \"{}\" needs at least one column",
+            c.kind.name(),
+            c.name
+        )));
     }
     if c.kind == RelationKind::Table && !columns.iter().any(|c| c.key) {
         return Err(BindError::Invalid(format!(
@@ -218,9 +260,7 @@ pub fn bind_create_source(c: &CreateSource) -> Result<RelationDesc, BindError> {
         kind: c.kind,
         columns,
         window: None,
-        topic: prop(&c.properties, "KAFKA_TOPIC")
-            .map(|v| v.as_text())
-            .unwrap_or_else(|| c.name.clone()),
+        topic: source_topic(c),
         partitions: positive_int(&c.properties, "PARTITIONS")?.unwrap_or(1),
         format: format_spec(&c.properties, default_key)?,
         timestamp_column,

@@ -11,8 +11,8 @@ mod query;
 mod types;
 
 pub use ddl::{
-    bind_create_source, bind_insert_values, bind_topic_properties, sink_properties, BoundInsert,
-    SinkProperties, TopicProperties,
+    bind_create_source, bind_insert_values, bind_source_format, bind_topic_properties,
+    sink_properties, BoundInsert, SinkProperties, TopicProperties,
 };
 pub use expr::{AggCall, Scope};
 pub use query::{bind_select, SelectMode};
