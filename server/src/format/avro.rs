@@ -99,16 +99,16 @@ fn data_type_of(schema: &Schema, field: &str) -> Result<DataType, FormatError> {
     })
 }
 
-/// The schema rill registers for `columns`, in ksqlDB's shape: a record
-/// `io.confluent.ksql.avro_schemas.KsqlDataSourceSchema` of nullable
-/// fields (nested records named after their path), or, for a single
-/// unwrapped column, its nullable bare type.
-pub fn schema_of(columns: &[(String, DataType)], wrap: bool) -> Result<Schema, FormatError> {
-    let json = match (wrap, columns) {
+/// The schema rill registers for `columns`, as schema JSON text, in
+/// ksqlDB's shape: a record `io.confluent.ksql.avro_schemas.KsqlDataSourceSchema`
+/// of nullable fields (nested records named after their path), or, for a
+/// single unwrapped column, its nullable bare type. (Text, not a parsed
+/// schema: Avro's canonical form drops the logical types.)
+pub fn schema_of(columns: &[(String, DataType)], wrap: bool) -> Result<String, FormatError> {
+    let mut json = match (wrap, columns) {
         (false, [(name, t)]) => nullable(json_type(t, name, "KsqlDataSourceSchema")?),
         _ => record_json(columns, "KsqlDataSourceSchema")?,
     };
-    let mut json = json;
     if let Some(obj) = json.as_object_mut() {
         obj.insert(
             "namespace".into(),
@@ -118,7 +118,8 @@ pub fn schema_of(columns: &[(String, DataType)], wrap: bool) -> Result<Schema, F
     Schema::parse(&json).map_err(|e| FormatError::UnsupportedColumns {
         format: FormatKind::Avro,
         reason: format!("cannot hold these columns: {e}"),
-    })
+    })?;
+    Ok(json.to_string())
 }
 
 fn nullable(t: serde_json::Value) -> serde_json::Value {
@@ -809,7 +810,14 @@ mod tests {
     #[test]
     fn the_schema_rill_writes_reads_back_as_the_same_columns() {
         let columns = every_type();
-        let schema = schema_of(&columns, true).unwrap();
+        let text = schema_of(&columns, true).unwrap();
+        // Registered as written: logical types survive (the canonical form
+        // would drop them).
+        assert!(
+            text.contains(r#""logicalType":"timestamp-millis""#),
+            "{text}"
+        );
+        let schema = Schema::parse_str(&text).unwrap();
         assert_eq!(columns_of(&schema, false).unwrap(), columns);
         let Schema::Record(r) = &schema else {
             panic!("not a record")
@@ -825,7 +833,7 @@ mod tests {
     #[test]
     fn values_round_trip_through_avro_datums() {
         let columns = every_type();
-        let schema = schema_of(&columns, true).unwrap();
+        let schema = Schema::parse_str(&schema_of(&columns, true).unwrap()).unwrap();
         let Schema::Record(r) = &schema else {
             panic!("not a record")
         };
@@ -943,7 +951,9 @@ mod tests {
 
     #[test]
     fn a_single_unwrapped_key_is_a_bare_nullable_value() {
-        let schema = schema_of(&cols(&[("ID", DataType::String)]), false).unwrap();
+        let schema =
+            Schema::parse_str(&schema_of(&cols(&[("ID", DataType::String)]), false).unwrap())
+                .unwrap();
         assert_eq!(schema.canonical_form(), r#"["null","string"]"#);
         assert_eq!(
             columns_of(&schema, true).unwrap(),

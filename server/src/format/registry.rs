@@ -31,8 +31,7 @@ pub struct SchemaRegistry {
     /// Parsed schemas by id. Ids are immutable in a registry, so entries
     /// never go stale.
     by_id: Mutex<HashMap<u32, Arc<Schema>>>,
-    /// (subject, canonical schema) -> id, for schemas this process
-    /// registered or looked up.
+    /// (subject, schema text) -> id, for schemas this process registered.
     registered: Mutex<HashMap<(String, String), u32>>,
 }
 
@@ -121,11 +120,13 @@ impl SchemaRegistry {
         Ok((id, schema))
     }
 
-    /// Registers `schema` under `subject` (a no-op at the registry when it
-    /// is already there) and returns its id.
-    pub fn register(&self, subject: &str, schema: &Schema) -> Result<u32, FormatError> {
-        let text = schema.canonical_form();
-        let cache_key = (subject.to_string(), text);
+    /// Registers AVRO schema `text` under `subject` (a no-op at the
+    /// registry when it is already there) and returns its id.
+    pub fn register(&self, subject: &str, text: &str) -> Result<u32, FormatError> {
+        let schema = Schema::parse_str(text).map_err(|e| FormatError::Registry {
+            reason: format!("not a valid AVRO schema: {e}"),
+        })?;
+        let cache_key = (subject.to_string(), text.to_string());
         if let Some(id) = lock(&self.registered).get(&cache_key) {
             return Ok(*id);
         }
@@ -141,7 +142,7 @@ impl SchemaRegistry {
                 .send_json(body),
             &format!("a schema under subject \"{subject}\""),
         )?;
-        lock(&self.by_id).insert(reply.id, Arc::new(schema.clone()));
+        lock(&self.by_id).insert(reply.id, Arc::new(schema));
         lock(&self.registered).insert(cache_key, reply.id);
         Ok(reply.id)
     }

@@ -326,6 +326,18 @@ impl Cursor {
                 select,
             }));
         }
+        // No columns: a schema registry supplies them (VALUE_FORMAT='AVRO').
+        if !properties.is_empty() && self.at_end() {
+            return Ok(Statement::CreateSource(CreateSource {
+                kind,
+                name,
+                or_replace,
+                if_not_exists,
+                source,
+                columns: Vec::new(),
+                properties,
+            }));
+        }
         Err(self.expected("a column list \"(...)\" or AS SELECT"))
     }
 

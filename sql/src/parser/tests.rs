@@ -37,6 +37,18 @@ fn create_stream_with_keys_and_properties() {
 }
 
 #[test]
+fn create_stream_without_columns_takes_them_from_a_schema_registry() {
+    let s = one("CREATE STREAM bids WITH (kafka_topic='bids', value_format='AVRO');");
+    let Statement::CreateSource(c) = s else {
+        panic!("{s:?}")
+    };
+    assert!(c.columns.is_empty());
+    assert_eq!(c.properties.len(), 2);
+    // Without WITH there is nothing to infer from.
+    assert!(parse_statement("CREATE STREAM bids;").is_err());
+}
+
+#[test]
 fn create_table_as_select_with_window_and_emit() {
     let s = one("CREATE TABLE v AS SELECT page, COUNT(*) AS n FROM pv \
                  WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 10 SECONDS) GROUP BY page EMIT CHANGES;");
