@@ -12,6 +12,8 @@
 //! Every [`Server`] kills its process when dropped, so a failing test leaves
 //! no orphan behind, and prints the server's log if the test is panicking.
 
+pub mod registry;
+
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};

@@ -17,7 +17,7 @@ use apache_avro::Schema;
 use rill_sql::{DataType, Value};
 use rust_decimal::Decimal;
 
-use super::registry::SchemaRegistry;
+use super::registry::{RawSchema, SchemaRegistry, SchemaType};
 use super::scalar::fit_decimal;
 use super::FormatError;
 use super::FormatKind;
@@ -195,6 +195,18 @@ fn json_type(t: &DataType, column: &str, name: &str) -> Result<serde_json::Value
     })
 }
 
+/// Parses a registered AVRO schema.
+pub fn parse(raw: &RawSchema) -> Result<Schema, FormatError> {
+    if raw.schema_type != SchemaType::Avro {
+        return Err(FormatError::Registry {
+            reason: format!("expected an AVRO schema, found {}", raw.schema_type.name()),
+        });
+    }
+    Schema::parse_str(&raw.text).map_err(|e| FormatError::Registry {
+        reason: format!("not a valid AVRO schema: {e}"),
+    })
+}
+
 /// Reads the schema id of a schema-registry record.
 fn header(bytes: &[u8]) -> Result<(u32, &[u8]), FormatError> {
     match bytes {
@@ -241,7 +253,7 @@ impl AvroDecoder {
         if self.plans.contains_key(&id) {
             return Ok(());
         }
-        let schema = self.registry.schema(id)?;
+        let schema = Arc::new(parse(&*self.registry.schema(id)?)?);
         let fields = match &*schema {
             Schema::Record(r) => r
                 .fields
@@ -510,7 +522,7 @@ impl AvroEncoder {
         registry: &SchemaRegistry,
         id: u32,
     ) -> Result<AvroEncoder, FormatError> {
-        let schema = registry.schema(id)?;
+        let schema = Arc::new(parse(&*registry.schema(id)?)?);
         let mut fields = Vec::new();
         match &*schema {
             Schema::Record(r) => {

@@ -1,7 +1,7 @@
 //! A client of a Confluent-compatible schema registry (`--schema-registry`):
-//! the REST calls the AVRO format needs, with caches so that a schema is
-//! fetched once per process and registering an unchanged schema costs no
-//! request.
+//! the REST calls the AVRO and PROTOBUF formats need, with caches so that a
+//! schema is fetched once per process and registering an unchanged schema
+//! costs no request. Schemas travel as text; each format parses its own.
 //!
 //! Subjects follow Confluent's default TopicNameStrategy: `<topic>-value`
 //! and `<topic>-key`. Calls block (ureq); they run at statement time and when
@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use apache_avro::Schema;
 use serde::Deserialize;
 
 use super::FormatError;
@@ -24,15 +23,39 @@ pub fn subject(topic: &str, key: bool) -> String {
     format!("{topic}-{}", if key { "key" } else { "value" })
 }
 
+/// The kinds of schema a registry holds that rill reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchemaType {
+    Avro,
+    Protobuf,
+}
+
+impl SchemaType {
+    /// The registry's `schemaType` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemaType::Avro => "AVRO",
+            SchemaType::Protobuf => "PROTOBUF",
+        }
+    }
+}
+
+/// A registered schema as the registry keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RawSchema {
+    pub schema_type: SchemaType,
+    pub text: String,
+}
+
 /// A schema registry at one base URL, shared by every query and session.
 pub struct SchemaRegistry {
     base: String,
     agent: ureq::Agent,
-    /// Parsed schemas by id. Ids are immutable in a registry, so entries
-    /// never go stale.
-    by_id: Mutex<HashMap<u32, Arc<Schema>>>,
-    /// (subject, schema text) -> id, for schemas this process registered.
-    registered: Mutex<HashMap<(String, String), u32>>,
+    /// Schemas by id. Ids are immutable in a registry, so entries never go
+    /// stale.
+    by_id: Mutex<HashMap<u32, Arc<RawSchema>>>,
+    /// (subject, schema) -> id, for schemas this process registered.
+    registered: Mutex<HashMap<(String, RawSchema), u32>>,
 }
 
 /// `GET /schemas/ids/{id}`, `GET /subjects/{s}/versions/latest`.
@@ -83,8 +106,8 @@ impl SchemaRegistry {
         &self.base
     }
 
-    /// The AVRO schema with id `id`.
-    pub fn schema(&self, id: u32) -> Result<Arc<Schema>, FormatError> {
+    /// The schema with id `id`.
+    pub fn schema(&self, id: u32) -> Result<Arc<RawSchema>, FormatError> {
         if let Some(s) = lock(&self.by_id).get(&id) {
             return Ok(Arc::clone(s));
         }
@@ -94,13 +117,13 @@ impl SchemaRegistry {
                 .call(),
             &format!("schema id {id}"),
         )?;
-        let schema = Arc::new(parse_avro(&reply, &format!("schema id {id}"))?);
+        let schema = Arc::new(raw(reply, &format!("schema id {id}"))?);
         lock(&self.by_id).insert(id, Arc::clone(&schema));
         Ok(schema)
     }
 
     /// The id and schema of the latest version under `subject`.
-    pub fn latest(&self, subject: &str) -> Result<(u32, Arc<Schema>), FormatError> {
+    pub fn latest(&self, subject: &str) -> Result<(u32, Arc<RawSchema>), FormatError> {
         let what = format!("subject \"{subject}\"");
         let reply: SchemaReply = self.read(
             self.agent
@@ -115,22 +138,22 @@ impl SchemaRegistry {
         let id = reply.id.ok_or_else(|| FormatError::Registry {
             reason: format!("the registry's answer for {what} has no id"),
         })?;
-        let schema = Arc::new(parse_avro(&reply, &what)?);
+        let schema = Arc::new(raw(reply, &what)?);
         lock(&self.by_id).insert(id, Arc::clone(&schema));
         Ok((id, schema))
     }
 
-    /// Registers AVRO schema `text` under `subject` (a no-op at the
-    /// registry when it is already there) and returns its id.
-    pub fn register(&self, subject: &str, text: &str) -> Result<u32, FormatError> {
-        let schema = Schema::parse_str(text).map_err(|e| FormatError::Registry {
-            reason: format!("not a valid AVRO schema: {e}"),
-        })?;
-        let cache_key = (subject.to_string(), text.to_string());
+    /// Registers `schema` under `subject` (a no-op at the registry when it
+    /// is already there) and returns its id.
+    pub fn register(&self, subject: &str, schema: &RawSchema) -> Result<u32, FormatError> {
+        let cache_key = (subject.to_string(), schema.clone());
         if let Some(id) = lock(&self.registered).get(&cache_key) {
             return Ok(*id);
         }
-        let body = serde_json::json!({ "schema": cache_key.1 });
+        let body = match schema.schema_type {
+            SchemaType::Avro => serde_json::json!({ "schema": schema.text }),
+            other => serde_json::json!({ "schema": schema.text, "schemaType": other.name() }),
+        };
         let reply: IdReply = self.read(
             self.agent
                 .post(format!(
@@ -142,7 +165,7 @@ impl SchemaRegistry {
                 .send_json(body),
             &format!("a schema under subject \"{subject}\""),
         )?;
-        lock(&self.by_id).insert(reply.id, Arc::new(schema));
+        lock(&self.by_id).insert(reply.id, Arc::new(schema.clone()));
         lock(&self.registered).insert(cache_key, reply.id);
         Ok(reply.id)
     }
@@ -183,18 +206,20 @@ impl SchemaRegistry {
     }
 }
 
-/// Parses the schema text of a reply, refusing PROTOBUF and JSON schemas.
-fn parse_avro(reply: &SchemaReply, what: &str) -> Result<Schema, FormatError> {
-    match reply.schema_type.as_deref() {
-        None | Some("AVRO") => {}
+/// The schema of a reply, refusing kinds rill does not read (JSON).
+fn raw(reply: SchemaReply, what: &str) -> Result<RawSchema, FormatError> {
+    let schema_type = match reply.schema_type.as_deref() {
+        None | Some("AVRO") => SchemaType::Avro,
+        Some("PROTOBUF") => SchemaType::Protobuf,
         Some(other) => {
             return Err(FormatError::Registry {
-                reason: format!("{what} is a {other} schema, not AVRO"),
+                reason: format!("{what} is a {other} schema, which rill cannot read"),
             })
         }
-    }
-    Schema::parse_str(&reply.schema).map_err(|e| FormatError::Registry {
-        reason: format!("{what} is not a valid AVRO schema: {e}"),
+    };
+    Ok(RawSchema {
+        schema_type,
+        text: reply.schema,
     })
 }
 
