@@ -1,4 +1,5 @@
-//! Schemas of the schema-registry formats (AVRO), at statement time:
+//! Schemas of the schema-registry formats (AVRO, PROTOBUF), at statement
+//! time:
 //! columns inferred from the registry for a `CREATE STREAM|TABLE` side
 //! declared without columns, and the schema of every side rill writes
 //! registered before its first record, so the relation's descriptor holds
@@ -9,8 +10,8 @@ use rill_sql::parser::{CreateSource, KeyKind};
 
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::format::registry::{subject, RawSchema, SchemaType};
-use crate::format::{avro, FormatError, FormatKind, SchemaRegistry};
+use crate::format::registry::subject;
+use crate::format::{registry_columns, registry_schema, FormatError, FormatKind, SchemaRegistry};
 use crate::record::Sides;
 
 fn registry(engine: &Engine, format: FormatKind) -> Result<&SchemaRegistry> {
@@ -64,7 +65,7 @@ fn fetch(
         Some(id) => (id, registry.schema(id)?),
         None => registry.latest(&subject(topic, key))?,
     };
-    let columns = avro::columns_of(&avro::parse(&schema)?, key)?
+    let columns = registry_columns(kind, &schema, key)?
         .into_iter()
         .map(|(name, t)| ColumnDesc::new(name, t, key))
         .collect();
@@ -79,10 +80,7 @@ pub(super) fn register_schemas(engine: &Engine, rel: &mut RelationDesc) -> Resul
     let key_kind = sides.key_kind(rel)?;
     if key_kind.uses_registry() && rel.format.key_schema_id.is_none() {
         // A single key column is a bare value, as ksqlDB writes keys.
-        let schema = RawSchema {
-            schema_type: SchemaType::Avro,
-            text: avro::schema_of(&sides.key, sides.key.len() > 1)?,
-        };
+        let schema = registry_schema(key_kind, &sides.key, sides.key.len() > 1)?;
         let id = registry(engine, key_kind)?.register(&subject(&rel.topic, true), &schema)?;
         rel.format.key_schema_id = Some(id);
     }
@@ -90,10 +88,7 @@ pub(super) fn register_schemas(engine: &Engine, rel: &mut RelationDesc) -> Resul
     if value_kind.uses_registry() && rel.format.value_schema_id.is_none() {
         let (_, value_options) = Sides::options(rel, None)?;
         let wrap = value_options.wrap_single_value || sides.value.len() != 1;
-        let schema = RawSchema {
-            schema_type: SchemaType::Avro,
-            text: avro::schema_of(&sides.value, wrap)?,
-        };
+        let schema = registry_schema(value_kind, &sides.value, wrap)?;
         let id = registry(engine, value_kind)?.register(&subject(&rel.topic, false), &schema)?;
         rel.format.value_schema_id = Some(id);
     }

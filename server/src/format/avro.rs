@@ -152,7 +152,8 @@ fn record_json(
     Ok(serde_json::json!({ "type": "record", "name": name, "fields": fields }))
 }
 
-fn valid_name(n: &str) -> bool {
+/// Whether `n` is a field name Avro and protobuf both accept.
+pub(super) fn valid_name(n: &str) -> bool {
     let mut chars = n.chars();
     chars
         .next()

@@ -24,6 +24,7 @@ pub mod avro;
 mod delimited;
 mod json;
 mod kafka;
+pub mod protobuf;
 pub mod registry;
 mod scalar;
 
@@ -44,6 +45,8 @@ pub enum FormatKind {
     None,
     /// Avro in the schema registry's wire format.
     Avro,
+    /// Protobuf in the schema registry's wire format.
+    Protobuf,
 }
 
 impl FormatKind {
@@ -56,7 +59,8 @@ impl FormatKind {
             "KAFKA" => FormatKind::Kafka,
             "NONE" => FormatKind::None,
             "AVRO" => FormatKind::Avro,
-            "PROTOBUF" | "PROTOBUF_NOSR" | "JSON_SR" => {
+            "PROTOBUF" => FormatKind::Protobuf,
+            "PROTOBUF_NOSR" | "JSON_SR" => {
                 return Err(FormatError::NotSupportedYet {
                     name: name.to_ascii_uppercase(),
                 })
@@ -77,13 +81,14 @@ impl FormatKind {
             FormatKind::Kafka => "KAFKA",
             FormatKind::None => "NONE",
             FormatKind::Avro => "AVRO",
+            FormatKind::Protobuf => "PROTOBUF",
         }
     }
 
     /// Whether the format keeps its schemas in a schema registry.
     pub fn uses_registry(self) -> bool {
         match self {
-            FormatKind::Avro => true,
+            FormatKind::Avro | FormatKind::Protobuf => true,
             FormatKind::Json | FormatKind::Delimited | FormatKind::Kafka | FormatKind::None => {
                 false
             }
@@ -174,10 +179,10 @@ fn check_delimiter(d: u8) -> Result<(), FormatError> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     /// The format name is not one rill knows.
-    #[error("unknown format \"{name}\"; choose one of JSON, DELIMITED, KAFKA, AVRO or NONE")]
+    #[error("unknown format \"{name}\"; choose one of JSON, DELIMITED, KAFKA, AVRO, PROTOBUF or NONE")]
     UnknownFormat { name: String },
     /// A ksqlDB format that rill does not implement yet.
-    #[error("format {name} is not supported yet; use JSON, DELIMITED, KAFKA, AVRO or NONE")]
+    #[error("format {name} is not supported yet; use JSON, DELIMITED, KAFKA, AVRO, PROTOBUF or NONE")]
     NotSupportedYet { name: String },
     /// AVRO without `--schema-registry`.
     #[error("the {format} format needs a schema registry: start rill with --schema-registry URL")]
@@ -320,6 +325,7 @@ enum DecoderImpl {
     Delimited(delimited::DelimitedDecoder),
     Kafka(kafka::KafkaDecoder),
     Avro(avro::AvroDecoder),
+    Protobuf(protobuf::ProtobufDecoder),
     Nothing,
 }
 
@@ -343,6 +349,10 @@ impl Decoder {
                 None => DecoderImpl::Nothing,
             },
             FormatKind::Avro => DecoderImpl::Avro(avro::AvroDecoder::try_new(
+                columns,
+                registry(kind, options)?.clone(),
+            )?),
+            FormatKind::Protobuf => DecoderImpl::Protobuf(protobuf::ProtobufDecoder::try_new(
                 columns,
                 registry(kind, options)?.clone(),
             )?),
@@ -374,6 +384,7 @@ impl Decoder {
             DecoderImpl::Delimited(d) => d.decode(bytes, out),
             DecoderImpl::Kafka(d) => d.decode(bytes, out),
             DecoderImpl::Avro(d) => d.decode(bytes, out),
+            DecoderImpl::Protobuf(d) => d.decode(bytes, out),
             DecoderImpl::Nothing => Ok(()),
         };
         if result.is_err() {
@@ -414,6 +425,7 @@ enum EncoderImpl {
     Delimited(delimited::DelimitedEncoder),
     Kafka(kafka::KafkaEncoder),
     Avro(avro::AvroEncoder),
+    Protobuf(protobuf::ProtobufEncoder),
     Nothing,
 }
 
@@ -433,18 +445,16 @@ impl Encoder {
                 Some(e) => EncoderImpl::Kafka(e),
                 None => EncoderImpl::Nothing,
             },
-            FormatKind::Avro => {
-                let Some(id) = options.schema_id else {
-                    return Err(FormatError::Registry {
-                        reason: "no schema is registered for this side of the topic".into(),
-                    });
-                };
-                EncoderImpl::Avro(avro::AvroEncoder::try_new(
-                    columns,
-                    registry(kind, options)?,
-                    id,
-                )?)
-            }
+            FormatKind::Avro => EncoderImpl::Avro(avro::AvroEncoder::try_new(
+                columns,
+                registry(kind, options)?,
+                schema_id(options)?,
+            )?),
+            FormatKind::Protobuf => EncoderImpl::Protobuf(protobuf::ProtobufEncoder::try_new(
+                columns,
+                registry(kind, options)?,
+                schema_id(options)?,
+            )?),
             FormatKind::None => {
                 check_none(columns)?;
                 EncoderImpl::Nothing
@@ -480,6 +490,7 @@ impl Encoder {
             EncoderImpl::Delimited(e) => e.encode(values, out),
             EncoderImpl::Kafka(e) => e.encode(values, out),
             EncoderImpl::Avro(e) => e.encode(values, out),
+            EncoderImpl::Protobuf(e) => e.encode(values, out),
             EncoderImpl::Nothing => Ok(()),
         };
         if result.is_err() {
@@ -497,7 +508,7 @@ impl Encoder {
             EncoderImpl::Json(e) => e.is_unwrapped() && values.first().is_some_and(Value::is_null),
             EncoderImpl::Kafka(_) => values.first().is_some_and(Value::is_null),
             EncoderImpl::Avro(e) => e.is_unwrapped() && values.first().is_some_and(Value::is_null),
-            EncoderImpl::Delimited(_) => false,
+            EncoderImpl::Delimited(_) | EncoderImpl::Protobuf(_) => false,
             EncoderImpl::Nothing => self.kind == FormatKind::None || self.columns == 0,
         };
         if null && values.len() == self.columns {
@@ -516,6 +527,53 @@ fn registry(
         .registry
         .as_ref()
         .ok_or(FormatError::NoRegistry { format: kind })
+}
+
+fn schema_id(options: &FormatOptions) -> Result<u32, FormatError> {
+    options.schema_id.ok_or_else(|| FormatError::Registry {
+        reason: "no schema is registered for this side of the topic".into(),
+    })
+}
+
+/// The columns a registered schema describes, for CREATE without columns.
+pub fn registry_columns(
+    kind: FormatKind,
+    schema: &registry::RawSchema,
+    key: bool,
+) -> Result<Vec<(String, DataType)>, FormatError> {
+    match kind {
+        FormatKind::Avro => avro::columns_of(&avro::parse(schema)?, key),
+        FormatKind::Protobuf => protobuf::columns_of(schema),
+        FormatKind::Json | FormatKind::Delimited | FormatKind::Kafka | FormatKind::None => {
+            Err(FormatError::UnsupportedColumns {
+                format: kind,
+                reason: "keeps no schemas in a registry: declare the columns".into(),
+            })
+        }
+    }
+}
+
+/// The schema rill registers for one side's `columns` in format `kind`;
+/// `wrap` false writes a single column bare where the format can.
+pub fn registry_schema(
+    kind: FormatKind,
+    columns: &[(String, DataType)],
+    wrap: bool,
+) -> Result<registry::RawSchema, FormatError> {
+    let (schema_type, text) = match kind {
+        FormatKind::Avro => (registry::SchemaType::Avro, avro::schema_of(columns, wrap)?),
+        FormatKind::Protobuf => (
+            registry::SchemaType::Protobuf,
+            protobuf::schema_of(columns)?,
+        ),
+        FormatKind::Json | FormatKind::Delimited | FormatKind::Kafka | FormatKind::None => {
+            return Err(FormatError::UnsupportedColumns {
+                format: kind,
+                reason: "keeps no schemas in a registry".into(),
+            })
+        }
+    };
+    Ok(registry::RawSchema { schema_type, text })
 }
 
 fn check_none(columns: &[(String, DataType)]) -> Result<(), FormatError> {
@@ -552,13 +610,13 @@ mod tests {
         let err = FormatKind::parse("xml").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "unknown format \"xml\"; choose one of JSON, DELIMITED, KAFKA, AVRO or NONE"
+            "unknown format \"xml\"; choose one of JSON, DELIMITED, KAFKA, AVRO, PROTOBUF or NONE"
         );
         assert_eq!(err.sqlstate(), "22023");
-        let err = FormatKind::parse("protobuf").unwrap_err();
+        let err = FormatKind::parse("json_sr").unwrap_err();
         assert_eq!(
             err.to_string(),
-            "format PROTOBUF is not supported yet; use JSON, DELIMITED, KAFKA, AVRO or NONE"
+            "format JSON_SR is not supported yet; use JSON, DELIMITED, KAFKA, AVRO, PROTOBUF or NONE"
         );
         assert_eq!(err.sqlstate(), "0A000");
     }
