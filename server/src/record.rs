@@ -233,26 +233,32 @@ impl RecordCodec {
         row.resize(self.width, Value::Null);
         // Key.
         if !self.key_idx.is_empty() || self.window_idx.is_some() {
-            let Some(mut key) = rec.key.as_deref() else {
-                return Err("record has no key".into());
+            let key = match rec.key.as_deref() {
+                Some(key) => Some(key),
+                // As in ksqlDB: a stream record without a key has NULL key
+                // columns; a table row needs its key.
+                None if self.kind == RelationKind::Stream && self.window_idx.is_none() => None,
+                None => return Err("record has no key".into()),
             };
-            if let Some((s, e)) = self.window_idx {
-                if key.len() < 16 {
-                    return Err("windowed key is shorter than its window bounds".into());
+            if let Some(mut key) = key {
+                if let Some((s, e)) = self.window_idx {
+                    if key.len() < 16 {
+                        return Err("windowed key is shorter than its window bounds".into());
+                    }
+                    let (k, w) = key.split_at(key.len() - 16);
+                    let (ws, we) = w.split_at(8);
+                    let be = |b: &[u8]| b.try_into().map(i64::from_be_bytes).unwrap_or_default();
+                    row[s] = Value::BigInt(be(ws));
+                    row[e] = Value::BigInt(be(we));
+                    key = k;
                 }
-                let (k, w) = key.split_at(key.len() - 16);
-                let (ws, we) = w.split_at(8);
-                let be = |b: &[u8]| b.try_into().map(i64::from_be_bytes).unwrap_or_default();
-                row[s] = Value::BigInt(be(ws));
-                row[e] = Value::BigInt(be(we));
-                key = k;
-            }
-            self.scratch.clear();
-            self.key_dec
-                .decode(key, &mut self.scratch)
-                .map_err(|e| format!("key: {e}"))?;
-            for (v, &i) in self.scratch.drain(..).zip(&self.key_idx) {
-                row[i] = v;
+                self.scratch.clear();
+                self.key_dec
+                    .decode(key, &mut self.scratch)
+                    .map_err(|e| format!("key: {e}"))?;
+                for (v, &i) in self.scratch.drain(..).zip(&self.key_idx) {
+                    row[i] = v;
+                }
             }
         }
         // Value.

@@ -92,6 +92,12 @@ pub enum StorageError {
         limit: u64,
     },
 
+    /// The log's cluster cannot be reached right now (brokers down, a
+    /// request timed out). Nothing was changed; the same call may succeed
+    /// later, so readers wait and retry.
+    #[error("log unavailable: {0}")]
+    Unavailable(String),
+
     /// An internal invariant broke (a poisoned lock, a partition left in an
     /// unknown state by a failed write). Reopening the data dir recovers.
     #[error("internal storage error: {0}")]
@@ -116,6 +122,7 @@ impl StorageError {
             StorageError::InvalidArgument(_) => "22023",
             StorageError::RecordTooLarge { .. } => "54000",
             StorageError::Sled(_) => "XX000",
+            StorageError::Unavailable(_) => "08006",
             StorageError::Internal(_) => "XX000",
         }
     }

@@ -94,9 +94,10 @@ pub struct KafkaLog {
     producer: FutureProducer,
     admin: AdminClient<DefaultClientContext>,
     readers: Mutex<ReaderPool>,
-    /// End offset after this process's last append per partition: a reader
-    /// knows records are coming even before its fetch returns them.
-    produced: Mutex<HashMap<(String, u32), u64>>,
+    /// The highest end offset per partition this process knows of (its own
+    /// appends, and ends it looked up): a reader knows records are coming
+    /// even before its fetch returns them.
+    known_ends: Mutex<HashMap<(String, u32), u64>>,
     /// A consumer that finds a partition's end by reading (see `end_of`).
     end_probe: Mutex<BaseConsumer>,
     appends: AppendSignal,
@@ -172,6 +173,35 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Wraps a Kafka failure with what rill was doing.
 fn kafka_error(doing: impl std::fmt::Display, e: impl std::fmt::Display) -> StorageError {
     StorageError::Internal(format!("kafka: cannot {doing}: {e}"))
+}
+
+/// A failed Kafka call: `Unavailable` when the cluster could not be reached
+/// (worth waiting for), else `Internal`.
+fn kafka_call_error(doing: impl std::fmt::Display, e: &KafkaError) -> StorageError {
+    match e.rdkafka_error_code() {
+        Some(code) if is_transient(code) => {
+            StorageError::Unavailable(format!("kafka: cannot {doing}: {e}"))
+        }
+        _ => kafka_error(doing, e),
+    }
+}
+
+/// Codes of a cluster that is away or busy, not of a bad request.
+fn is_transient(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::BrokerTransportFailure
+            | RDKafkaErrorCode::AllBrokersDown
+            | RDKafkaErrorCode::OperationTimedOut
+            | RDKafkaErrorCode::RequestTimedOut
+            | RDKafkaErrorCode::NetworkException
+            | RDKafkaErrorCode::BrokerNotAvailable
+            | RDKafkaErrorCode::LeaderNotAvailable
+            | RDKafkaErrorCode::NotLeaderForPartition
+            | RDKafkaErrorCode::NotCoordinator
+            | RDKafkaErrorCode::CoordinatorNotAvailable
+            | RDKafkaErrorCode::Resolve
+    )
 }
 
 /// The broker (or librdkafka) says it does not implement the request.
@@ -312,7 +342,7 @@ impl KafkaLog {
                 idle: HashMap::new(),
                 last_sweep: Instant::now(),
             }),
-            produced: Mutex::new(HashMap::new()),
+            known_ends: Mutex::new(HashMap::new()),
             end_probe: Mutex::new(end_probe),
             appends: AppendSignal::default(),
             progress: Mutex::new(HashMap::new()),
@@ -326,7 +356,9 @@ impl KafkaLog {
             .producer
             .client()
             .fetch_metadata(Some(name), REQUEST_TIMEOUT)
-            .map_err(|e| kafka_error(format_args!("fetch metadata of topic \"{name}\""), e))?;
+            .map_err(|e| {
+                kafka_call_error(format_args!("fetch metadata of topic \"{name}\""), &e)
+            })?;
         let Some(topic) = metadata.topics().iter().find(|t| t.name() == name) else {
             return Ok(None);
         };
@@ -337,10 +369,12 @@ impl KafkaLog {
             }
             // Leader elections and the like: the partitions are still known.
             if topic.partitions().is_empty() {
-                return Err(kafka_error(
-                    format_args!("fetch metadata of topic \"{name}\""),
-                    code,
-                ));
+                let doing = format!("fetch metadata of topic \"{name}\"");
+                return Err(if is_transient(code) {
+                    StorageError::Unavailable(format!("kafka: cannot {doing}: {code}"))
+                } else {
+                    kafka_error(doing, code)
+                });
             }
         }
         Ok(Some(
@@ -379,9 +413,9 @@ impl KafkaLog {
                 // A missing topic or partition shows as a timeout or an
                 // unknown-partition error: say which.
                 self.check_partition(topic, partition)?;
-                Err(kafka_error(
+                Err(kafka_call_error(
                     format_args!("read the offsets of topic \"{topic}\" partition {partition}"),
-                    e,
+                    &e,
                 ))
             }
         }
@@ -393,7 +427,7 @@ impl KafkaLog {
     /// of the partition's last batch + 1; a fetch from there returns the
     /// whole batch, whose last offset + 1 is the end.
     fn end_of(&self, topic: &str, partition: u32, low: u64, high: u64) -> Result<u64> {
-        let mut end = high.max(self.produced_end(topic, partition));
+        let mut end = high.max(self.known_end(topic, partition));
         if high <= low {
             return Ok(end);
         }
@@ -430,6 +464,7 @@ impl KafkaLog {
             }
         }
         let _ = probe.unassign();
+        self.learn_end(topic, partition, end);
         Ok(end)
     }
 
@@ -567,12 +602,18 @@ impl KafkaLog {
         drop(closing);
     }
 
-    /// End offset after this process's appends to the partition.
-    fn produced_end(&self, topic: &str, partition: u32) -> u64 {
-        lock(&self.produced)
+    /// The highest end offset of the partition this process knows of.
+    fn known_end(&self, topic: &str, partition: u32) -> u64 {
+        lock(&self.known_ends)
             .get(&(topic.to_string(), partition))
             .copied()
             .unwrap_or(0)
+    }
+
+    fn learn_end(&self, topic: &str, partition: u32, end: u64) {
+        let mut ends = lock(&self.known_ends);
+        let slot = ends.entry((topic.to_string(), partition)).or_insert(0);
+        *slot = (*slot).max(end);
     }
 
     /// Reads with a checked-out reader; see [`LogBackend::read`].
@@ -589,9 +630,9 @@ impl KafkaLog {
             assign(reader, topic, partition, from)?;
         }
         let start = out.len();
-        // At the end and nothing produced here since: do not wait at all,
-        // the caller waits in `wait_for_append` instead.
-        let quick = reader.at_eof && self.produced_end(topic, partition) <= from;
+        // At the end and no later end known here: do not wait at all, the
+        // caller waits in `wait_for_append` instead.
+        let quick = reader.at_eof && self.known_end(topic, partition) <= from;
         let mut deadline = Instant::now()
             + if quick {
                 Duration::ZERO
@@ -626,7 +667,7 @@ impl KafkaLog {
                 Some(Err(KafkaError::PartitionEOF(_))) => {
                     // An end reported before this process appended more
                     // (the event waited in the queue) is stale.
-                    if !got && self.produced_end(topic, partition) > reader.next {
+                    if !got && self.known_end(topic, partition) > reader.next {
                         continue;
                     }
                     reader.at_eof = true;
@@ -638,7 +679,10 @@ impl KafkaLog {
                     // librdkafka while the caller reads again.
                     if e.rdkafka_error_code().is_some_and(is_unknown_topic) {
                         if let Err(gone) = self.check_partition(topic, partition) {
-                            if !matches!(gone, StorageError::Internal(_)) {
+                            if !matches!(
+                                gone,
+                                StorageError::Internal(_) | StorageError::Unavailable(_)
+                            ) {
                                 return Err(gone);
                             }
                         }
@@ -859,7 +903,7 @@ impl LogBackend for KafkaLog {
             Ok(results) => results.into_iter().find_map(|r| r.err()).map(|(_, c)| c),
             Err(e) => Some(admin_code(&e)),
         };
-        lock(&self.produced).retain(|k, _| k.0 != name);
+        lock(&self.known_ends).retain(|k, _| k.0 != name);
         match failure {
             None => {}
             Some(code) if is_unknown_topic(code) => {
@@ -959,11 +1003,7 @@ impl LogBackend for KafkaLog {
             )));
         };
         let end = last + 1;
-        {
-            let mut produced = lock(&self.produced);
-            let slot = produced.entry((topic.to_string(), partition)).or_insert(0);
-            *slot = (*slot).max(end);
-        }
+        self.learn_end(topic, partition, end);
         self.appends.bump();
         Ok(end)
     }

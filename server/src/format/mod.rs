@@ -179,10 +179,14 @@ fn check_delimiter(d: u8) -> Result<(), FormatError> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FormatError {
     /// The format name is not one rill knows.
-    #[error("unknown format \"{name}\"; choose one of JSON, DELIMITED, KAFKA, AVRO, PROTOBUF or NONE")]
+    #[error(
+        "unknown format \"{name}\"; choose one of JSON, DELIMITED, KAFKA, AVRO, PROTOBUF or NONE"
+    )]
     UnknownFormat { name: String },
     /// A ksqlDB format that rill does not implement yet.
-    #[error("format {name} is not supported yet; use JSON, DELIMITED, KAFKA, AVRO, PROTOBUF or NONE")]
+    #[error(
+        "format {name} is not supported yet; use JSON, DELIMITED, KAFKA, AVRO, PROTOBUF or NONE"
+    )]
     NotSupportedYet { name: String },
     /// AVRO without `--schema-registry`.
     #[error("the {format} format needs a schema registry: start rill with --schema-registry URL")]

@@ -10,8 +10,8 @@ use rill_sql::dataflow::{Change, Pipeline};
 use rill_sql::parser::{parse_statement, Statement};
 use rill_sql::plan::plan_query;
 use rill_sql::Value;
-use rill_storage::{keys, WriteBatch};
-use tracing::{debug, error, warn};
+use rill_storage::{keys, StorageError, WriteBatch};
+use tracing::{debug, error, info, warn};
 
 use super::sink::Sink;
 use super::source::{BadRecord, SourceReader};
@@ -21,6 +21,9 @@ use crate::error::{Error, Result};
 
 /// Records read per partition per round.
 const READ_BATCH: usize = 4096;
+/// First and longest pause between reads of a source that is unavailable.
+const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(100);
+const MAX_UNAVAILABLE_PAUSE: Duration = Duration::from_secs(2);
 
 pub(super) struct QueryTask {
     engine: Arc<Engine>,
@@ -119,6 +122,7 @@ impl QueryTask {
         let mut out: Vec<Change> = Vec::new();
         let mut dirty = false;
         let mut last_commit = Instant::now();
+        let mut unavailable_for = Duration::ZERO;
         loop {
             if self.stop.load(Ordering::SeqCst) {
                 if dirty {
@@ -129,7 +133,7 @@ impl QueryTask {
             let seen = self.engine.log.appended();
             let status = &self.status;
             let mut bad_records = Vec::new();
-            let got =
+            let read =
                 self.source
                     .read(self.engine.log.as_ref(), READ_BATCH, &mut changes, |bad| {
                         status.bad_records.fetch_add(1, Ordering::Relaxed);
@@ -138,10 +142,22 @@ impl QueryTask {
                             bad.partition, bad.offset, bad.error
                         ));
                         bad_records.push(bad);
-                    })?;
+                    });
             if !bad_records.is_empty() {
                 self.report(bad_records);
             }
+            // A broker away fails the read without reading anything: the
+            // query waits and reads again, it does not stop.
+            let (got, unavailable) = match read {
+                Ok(got) => (got, false),
+                Err(Error::Storage(StorageError::Unavailable(reason))) => {
+                    if unavailable_for.is_zero() {
+                        warn!(query = %self.desc.id, %reason, "source unavailable: waiting");
+                    }
+                    (0, true)
+                }
+                Err(e) => return Err(e),
+            };
             if got > 0 {
                 self.pipeline.process(&mut changes, &mut out);
                 let n = self.sink.apply(&mut out);
@@ -155,10 +171,20 @@ impl QueryTask {
                 dirty = false;
                 last_commit = Instant::now();
             }
-            if got == 0 {
-                self.engine
-                    .log
-                    .wait_for_append(seen, Duration::from_millis(200));
+            if unavailable {
+                let pause = (unavailable_for / 2).clamp(UNAVAILABLE_PAUSE, MAX_UNAVAILABLE_PAUSE);
+                std::thread::sleep(pause);
+                unavailable_for += pause;
+            } else {
+                if !unavailable_for.is_zero() {
+                    info!(query = %self.desc.id, waited_ms = unavailable_for.as_millis() as u64, "source available again");
+                    unavailable_for = Duration::ZERO;
+                }
+                if got == 0 {
+                    self.engine
+                        .log
+                        .wait_for_append(seen, Duration::from_millis(200));
+                }
             }
         }
     }

@@ -43,7 +43,8 @@ impl SourceReader {
 
     /// Reads up to `max` records per partition, appending their changes to
     /// `out` and reporting undecodable ones to `on_bad`. Returns how many
-    /// records were consumed (zero: nothing new).
+    /// records were consumed (zero: nothing new). A failed read fails only
+    /// when nothing was consumed, so `offsets` always match `out`.
     pub fn read(
         &mut self,
         log: &dyn LogBackend,
@@ -55,7 +56,14 @@ impl SourceReader {
         for (p, offset) in self.offsets.iter_mut().enumerate() {
             let p = p as u32;
             self.records.clear();
-            log.read(&self.topic, p, *offset, max, &mut self.records)?;
+            if let Err(e) = log.read(&self.topic, p, *offset, max, &mut self.records) {
+                // What earlier partitions gave is consistent with the
+                // offsets: hand it on; the error comes back next time.
+                if got > 0 {
+                    return Ok(got);
+                }
+                return Err(e.into());
+            }
             for rec in &self.records {
                 *offset = rec.offset + 1;
                 got += 1;
