@@ -13,6 +13,7 @@
 //! | `GET /subjects` | `["a-value", ...]` |
 //! | `GET /subjects/{s}/versions` | `[1, 2]`; 404/40401 |
 //! | `GET /subjects/{s}/versions/{v\|latest}` | `{"subject", "id", "version", "schema"}`; 404/40401, 404/40402, 422/42202 |
+//! | `... ?format=serialized` (the two GETs of one schema) | a PROTOBUF schema as a base64 `FileDescriptorProto`, when the test gave that form (see below) |
 //! | `GET /subjects/{s}/versions/{v\|latest}/schema` | the schema itself |
 //! | `GET /schemas/ids/{id}` | `{"schema"}`; 404/40403 |
 //! | `GET /schemas/ids/{id}/schema` | the schema itself |
@@ -31,6 +32,12 @@
 //!   valid Avro schema is not checked. Two schemas are "the same" when they
 //!   parse to equal JSON values (so whitespace and key order do not matter)
 //!   with the same type and references; PROTOBUF schemas compare as text.
+//! - Confluent's registry parses a PROTOBUF schema, so it accepts one as
+//!   `.proto` text or as a base64 `FileDescriptorProto` (what Confluent's
+//!   serializers send) and hands out either form (`?format=serialized`).
+//!   This registry has no `.proto` parser: a test that needs the second form
+//!   gives it with [`Registry::set_serialized`] (computed by protoc), and
+//!   from then on both spellings name the one schema.
 //! - Ids are global: one schema registered under two subjects has one id,
 //!   as in Confluent. Versions count from 1 in each subject.
 //! - `DELETE /subjects/{s}` is a hard delete (the subject is gone, its ids
@@ -90,6 +97,9 @@ struct StoredSchema {
     canonical: Value,
     /// The `references` array as registered (`[]` when none).
     references: Value,
+    /// For PROTOBUF, the base64 `FileDescriptorProto` of the same schema,
+    /// when a test gave it ([`Registry::set_serialized`]).
+    serialized: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -174,6 +184,43 @@ impl Registry {
                 answer.status, answer.body
             ),
         }
+    }
+
+    /// Registers a PROTOBUF schema (`.proto` text) under `subject`, and
+    /// returns its id (the existing id when the same text is registered).
+    pub fn register_protobuf(&self, subject: &str, proto: &str) -> u32 {
+        let answer = lock(&self.state).register(subject, proto, "PROTOBUF", json!([]));
+        match answer.body.get("id").and_then(Value::as_u64) {
+            Some(id) if answer.status == 200 => id as u32,
+            _ => panic!(
+                "registering under {subject:?} failed: {} {}",
+                answer.status, answer.body
+            ),
+        }
+    }
+
+    /// Gives the base64 `FileDescriptorProto` form of PROTOBUF schema `id`:
+    /// registering or looking up that form then finds `id`, and
+    /// `?format=serialized` answers with it, as Confluent's registry does
+    /// for the schema it parsed. Panics when `id` is not a PROTOBUF schema.
+    pub fn set_serialized(&self, id: u32, base64: &str) {
+        let mut state = lock(&self.state);
+        let Some(schema) = (id as usize)
+            .checked_sub(1)
+            .and_then(|i| state.schemas.get_mut(i))
+        else {
+            panic!("no schema with id {id}");
+        };
+        assert_eq!(
+            schema.schema_type, "PROTOBUF",
+            "schema {id} is not PROTOBUF"
+        );
+        schema.serialized = Some(base64.to_string());
+    }
+
+    /// The `schemaType` of schema `id` (`AVRO`, `PROTOBUF` or `JSON`).
+    pub fn schema_type(&self, id: u32) -> Option<String> {
+        lock(&self.state).schema(id).map(|s| s.schema_type.clone())
     }
 
     /// The id and schema text of the latest version of `subject`.
@@ -496,7 +543,11 @@ fn percent_decode(segment: &str) -> String {
 }
 
 fn route(state: &mut State, request: &Request) -> Answer {
-    let path = request.target.split('?').next().unwrap_or_default();
+    let (path, query) = request
+        .target
+        .split_once('?')
+        .unwrap_or((request.target.as_str(), ""));
+    let serialized = query.split('&').any(|p| p == "format=serialized");
     let segments: Vec<String> = path
         .trim_matches('/')
         .split('/')
@@ -535,7 +586,14 @@ fn route(state: &mut State, request: &Request) -> Answer {
         },
         ("GET", ["subjects", subject, "versions", version]) => {
             match state.version(subject, version) {
-                Ok((v, id)) => Answer::ok(state.version_json(subject, v, id)),
+                Ok((v, id)) => {
+                    let mut out = state.version_json(subject, v, id);
+                    match state.schema(id).and_then(|s| s.serialized.as_ref()) {
+                        Some(form) if serialized => out["schema"] = json!(form),
+                        _ => {}
+                    }
+                    Answer::ok(out)
+                }
                 Err(answer) => answer,
             }
         }
@@ -552,7 +610,11 @@ fn route(state: &mut State, request: &Request) -> Answer {
         ("GET", ["schemas", "types"]) => Answer::ok(json!(["AVRO", "PROTOBUF", "JSON"])),
         ("GET", ["schemas", "ids", id]) => match id.parse::<u32>().ok().and_then(|id| {
             state.schema(id).map(|s| {
-                let mut out = json!({ "schema": s.text });
+                let text = match &s.serialized {
+                    Some(form) if serialized => form,
+                    _ => &s.text,
+                };
+                let mut out = json!({ "schema": text });
                 decorate(&mut out, s);
                 out
             })
@@ -664,9 +726,11 @@ impl State {
         self.schemas
             .iter()
             .position(|s| {
-                s.schema_type == schema_type
-                    && &s.canonical == canonical
-                    && &s.references == references
+                let same_text = &s.canonical == canonical
+                    || s.serialized
+                        .as_deref()
+                        .is_some_and(|f| canonical.as_str() == Some(f));
+                s.schema_type == schema_type && same_text && &s.references == references
             })
             .map(|i| i as u32 + 1)
     }
@@ -690,6 +754,7 @@ impl State {
                     schema_type: schema_type.to_string(),
                     canonical,
                     references,
+                    serialized: None,
                 });
                 self.schemas.len() as u32
             }
@@ -1055,6 +1120,51 @@ mod tests {
             call(&r, "GET", "/schemas/ids/3", None).body,
             json!({ "schema": json_schema })
         );
+    }
+
+    #[test]
+    fn a_protobuf_schema_answers_to_its_serialized_form_too() {
+        let r = Registry::start();
+        let proto = "syntax = \"proto3\"; message M { int32 a = 1; }";
+        let id = r.register_protobuf("p-value", proto);
+        assert_eq!(r.schema_type(id).as_deref(), Some("PROTOBUF"));
+        // Before the test gives the serialized form, it is another schema.
+        let other = call(
+            &r,
+            "POST",
+            "/subjects/q-value/versions",
+            Some(&json!({ "schema": "CgFt", "schemaType": "PROTOBUF" })),
+        );
+        assert_eq!(other.body, json!({ "id": id + 1 }));
+        r.set_serialized(id, "CgdtLnByb3Rv");
+        let again = call(
+            &r,
+            "POST",
+            "/subjects/p-value/versions?normalize=False",
+            Some(&json!({ "schema": "CgdtLnByb3Rv", "schemaType": "PROTOBUF" })),
+        );
+        assert_eq!(again.body, json!({ "id": id }));
+        assert_eq!(r.versions("p-value"), vec![id]);
+        let by_id = |query: &str| call(&r, "GET", &format!("/schemas/ids/{id}{query}"), None).body;
+        assert_eq!(
+            by_id("?subject=p-value&format=serialized"),
+            json!({ "schema": "CgdtLnByb3Rv", "schemaType": "PROTOBUF" })
+        );
+        assert_eq!(
+            by_id(""),
+            json!({ "schema": proto, "schemaType": "PROTOBUF" })
+        );
+        assert_eq!(
+            call(
+                &r,
+                "GET",
+                "/subjects/p-value/versions/latest?format=serialized",
+                None
+            )
+            .body["schema"],
+            json!("CgdtLnByb3Rv")
+        );
+        assert_eq!(r.latest("p-value"), Some((id, proto.to_string())));
     }
 
     #[test]
