@@ -7,12 +7,66 @@ use std::sync::Arc;
 use rill_sql::catalog::{RelationDesc, PSEUDO_COLUMNS};
 use rill_sql::dataflow::Change;
 use rill_sql::expr::func;
-use rill_sql::parser::RelationKind;
+use rill_sql::parser::{RelationKind, WindowKind};
 use rill_sql::{DataType, Row, Value};
 use rill_storage::Record;
 
 use crate::error::{Error, Result};
 use crate::format::{Decoder, Encoder, FormatKind, FormatOptions, SchemaRegistry};
+
+/// How a windowed table's record key carries its window, as Kafka Streams'
+/// windowed serdes (and so ksqlDB) write it, big-endian after the key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WindowedKey {
+    /// Tumbling and hopping windows: the start (8 bytes); the end is the
+    /// start plus the window size.
+    Time { size: i64 },
+    /// Session windows: the end, then the start (8 bytes each).
+    Session,
+}
+
+impl WindowedKey {
+    fn of(kind: &WindowKind) -> WindowedKey {
+        match kind {
+            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => {
+                WindowedKey::Time { size: *size }
+            }
+            WindowKind::Session { .. } => WindowedKey::Session,
+        }
+    }
+
+    fn len(self) -> usize {
+        match self {
+            WindowedKey::Time { .. } => 8,
+            WindowedKey::Session => 16,
+        }
+    }
+
+    fn write(self, start: i64, end: i64, out: &mut Vec<u8>) {
+        match self {
+            WindowedKey::Time { .. } => out.extend_from_slice(&start.to_be_bytes()),
+            WindowedKey::Session => {
+                out.extend_from_slice(&end.to_be_bytes());
+                out.extend_from_slice(&start.to_be_bytes());
+            }
+        }
+    }
+
+    /// (start, end) from the trailing bytes (`len()` of them).
+    fn read(self, bytes: &[u8]) -> (i64, i64) {
+        let at = |i: usize| {
+            bytes
+                .get(i..i + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_be_bytes)
+                .unwrap_or_default()
+        };
+        match self {
+            WindowedKey::Time { size } => (at(0), at(0).saturating_add(size)),
+            WindowedKey::Session => (at(8), at(0)),
+        }
+    }
+}
 
 /// A record's key and value bytes (`None`: no key / a tombstone).
 pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
@@ -23,9 +77,9 @@ pub struct RecordCodec {
     width: usize,
     key_idx: Vec<usize>,
     value_idx: Vec<usize>,
-    /// Windowed tables: WINDOWSTART/WINDOWEND positions, carried as 16
-    /// trailing key bytes (start, end; big-endian) after the key columns.
-    window_idx: Option<(usize, usize)>,
+    /// Windowed tables: WINDOWSTART/WINDOWEND positions, and how the
+    /// bounds trail the key columns in the record key.
+    window_idx: Option<(usize, usize, WindowedKey)>,
     key_dec: Decoder,
     value_dec: Decoder,
     key_enc: Encoder,
@@ -115,18 +169,17 @@ impl RecordCodec {
         rel: &RelationDesc,
         registry: Option<&Arc<SchemaRegistry>>,
     ) -> Result<RecordCodec> {
-        let windowed = rel.window.is_some();
         let sides = Sides::of(rel);
         let key_kind = sides.key_kind(rel)?;
         let value_kind = FormatKind::parse(&rel.format.value_format)?;
         let (key_opts, value_opts) = Sides::options(rel, registry)?;
         let (key_cols, value_cols) = (&sides.key, &sides.value);
-        let window_idx = if windowed {
+        let window_idx = if let Some(kind) = &rel.window {
             match (
                 rel.column_index("WINDOWSTART"),
                 rel.column_index("WINDOWEND"),
             ) {
-                (Some(s), Some(e)) => Some((s, e)),
+                (Some(s), Some(e)) => Some((s, e, WindowedKey::of(kind))),
                 _ => {
                     return Err(Error::Internal(format!(
                         "windowed table {} lacks window columns",
@@ -185,11 +238,9 @@ impl RecordCodec {
             );
             let mut k = Vec::new();
             self.key_enc.encode(&self.scratch, &mut k)?;
-            if let Some((s, e)) = self.window_idx {
-                for i in [s, e] {
-                    let v = row.get(i).and_then(Value::as_i64).unwrap_or_default();
-                    k.extend_from_slice(&v.to_be_bytes());
-                }
+            if let Some((s, e, layout)) = self.window_idx {
+                let bound = |i: usize| row.get(i).and_then(Value::as_i64).unwrap_or_default();
+                layout.write(bound(s), bound(e), &mut k);
             }
             Some(k)
         };
@@ -241,15 +292,14 @@ impl RecordCodec {
                 None => return Err("record has no key".into()),
             };
             if let Some(mut key) = key {
-                if let Some((s, e)) = self.window_idx {
-                    if key.len() < 16 {
+                if let Some((s, e, layout)) = self.window_idx {
+                    if key.len() < layout.len() {
                         return Err("windowed key is shorter than its window bounds".into());
                     }
-                    let (k, w) = key.split_at(key.len() - 16);
-                    let (ws, we) = w.split_at(8);
-                    let be = |b: &[u8]| b.try_into().map(i64::from_be_bytes).unwrap_or_default();
-                    row[s] = Value::BigInt(be(ws));
-                    row[e] = Value::BigInt(be(we));
+                    let (k, w) = key.split_at(key.len() - layout.len());
+                    let (start, end) = layout.read(w);
+                    row[s] = Value::BigInt(start);
+                    row[e] = Value::BigInt(end);
                     key = k;
                 }
                 self.scratch.clear();
@@ -349,8 +399,73 @@ pub fn murmur2(data: &[u8]) -> i32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::murmur2;
+    use rill_sql::catalog::{ColumnDesc, FormatSpec};
+
+    use super::*;
+
+    fn windowed(window: WindowKind) -> RelationDesc {
+        let col = |n: &str, t: DataType, key: bool| ColumnDesc::new(n, t, key);
+        RelationDesc {
+            name: "W".into(),
+            kind: RelationKind::Table,
+            columns: vec![
+                col("ID", DataType::String, true),
+                col("WINDOWSTART", DataType::BigInt, true),
+                col("WINDOWEND", DataType::BigInt, true),
+                col("N", DataType::BigInt, false),
+            ],
+            window: Some(window),
+            topic: "W".into(),
+            partitions: 1,
+            format: FormatSpec {
+                key_format: "KAFKA".into(),
+                value_format: "JSON".into(),
+                value_delimiter: None,
+                wrap_single_value: None,
+                key_schema_id: None,
+                value_schema_id: None,
+            },
+            timestamp_column: None,
+            timestamp_format: None,
+            read_only: false,
+            written_by: Some("CTAS_W_1".into()),
+            retention_ms: None,
+        }
+    }
+
+    /// Kafka Streams' windowed key layouts, so ksqlDB and Kafka Streams
+    /// read rill's windowed changelogs (and rill reads theirs).
+    #[test]
+    fn windowed_keys_are_laid_out_as_kafka_streams_writes_them() {
+        let row = vec![
+            Value::str("u1"),
+            Value::BigInt(60_000),
+            Value::BigInt(120_000),
+            Value::BigInt(3),
+        ];
+        let time = windowed(WindowKind::Tumbling { size: 60_000 });
+        let session = windowed(WindowKind::Session { gap: 5_000 });
+        let mut expected_time = b"u1".to_vec();
+        expected_time.extend_from_slice(&60_000i64.to_be_bytes());
+        let mut expected_session = b"u1".to_vec();
+        expected_session.extend_from_slice(&120_000i64.to_be_bytes());
+        expected_session.extend_from_slice(&60_000i64.to_be_bytes());
+        for (rel, expected) in [(time, expected_time), (session, expected_session)] {
+            let mut codec = RecordCodec::try_new(&rel, None).unwrap();
+            let (key, value) = codec.encode(&row, false).unwrap();
+            assert_eq!(key.as_deref(), Some(&expected[..]), "{:?}", rel.window);
+            let record = Record {
+                offset: 0,
+                timestamp: 1,
+                key,
+                value,
+            };
+            let change = codec.decode(0, &record).unwrap().unwrap();
+            assert_eq!(&change.row[..4], &row[..], "{:?}", rel.window);
+        }
+    }
 
     #[test]
     fn murmur2_matches_kafkas_test_vectors() {

@@ -939,6 +939,72 @@ async fn kcat_keyless_records_with_key_format_none() {
     );
 }
 
+/// Windowed tables' changelog keys are laid out as Kafka Streams (and so
+/// ksqlDB) write them: the key, then the window start for tumbling and
+/// hopping windows, the window end and start for session windows (8 bytes
+/// each, big-endian).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kcat_windowed_keys_carry_the_window_as_kafka_streams_writes_it() {
+    if !kcat_available("kcat_windowed_keys_carry_the_window_as_kafka_streams_writes_it") {
+        return;
+    }
+    let rig = Rig::start(&[("w_in", 1), ("W_TUMBLE", 1), ("W_SESSION", 1)]).await;
+    let c = &rig.client;
+    exec(
+        c,
+        "CREATE STREAM w_in (id VARCHAR KEY, v INT) WITH (kafka_topic='w_in');",
+    )
+    .await;
+    exec(
+        c,
+        "CREATE TABLE w_tumble AS SELECT id, COUNT(*) AS n FROM w_in \
+         WINDOW TUMBLING (SIZE 10 SECONDS) GROUP BY id;",
+    )
+    .await;
+    exec(
+        c,
+        "CREATE TABLE w_session AS SELECT id, COUNT(*) AS n FROM w_in \
+         WINDOW SESSION (5 SECONDS) GROUP BY id;",
+    )
+    .await;
+    exec(
+        c,
+        "INSERT INTO w_in (id, v, ROWTIME) VALUES ('a', 1, 1700000001000), ('a', 2, 1700000003000);",
+    )
+    .await;
+    let rows = query(c, "SELECT n FROM w_session WHERE id = 'a';").await;
+    assert_eq!(plain(&rows), vec![vec!["2"]]);
+    let rows = query(c, "SELECT n FROM w_tumble WHERE id = 'a';").await;
+    assert_eq!(plain(&rows), vec![vec!["2"]]);
+
+    let key = |parts: &[i64]| {
+        let mut k = b"a".to_vec();
+        for p in parts {
+            k.extend_from_slice(&p.to_be_bytes());
+        }
+        Some(k)
+    };
+    let latest = latest_per_key(&kcat_consume(&rig.brokers, "W_TUMBLE"));
+    assert_eq!(
+        latest.keys().cloned().collect::<Vec<_>>(),
+        vec![key(&[1_700_000_000_000])],
+        "tumbling: key, then the window start"
+    );
+    // A session's key changes as it grows: the old one is deleted
+    // (tombstone), the latest holds the whole session.
+    let latest = latest_per_key(&kcat_consume(&rig.brokers, "W_SESSION"));
+    let live: Vec<_> = latest
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| k.clone())
+        .collect();
+    assert_eq!(
+        live,
+        vec![key(&[1_700_000_003_000, 1_700_000_001_000])],
+        "session: key, then the window end and start"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 2. Malformed records
 
