@@ -1101,7 +1101,31 @@ pub(crate) fn coerce_to(e: Expr, from: &DataType, to: &DataType) -> Result<Expr,
             to: to.clone(),
         });
     }
-    Err(type_error(format!("expected {to}, found {from}")))
+    // Constructors coerce element by element: ARRAY[1, 2] fills an
+    // ARRAY<BIGINT>, STRUCT(A := 1) a STRUCT<A DOUBLE>.
+    match (e, from, to) {
+        (Expr::Array(items), DataType::Array(f), DataType::Array(t)) => items
+            .into_iter()
+            .map(|x| coerce_to(x, f, t))
+            .collect::<Result<_, _>>()
+            .map(Expr::Array),
+        (Expr::Map(entries), DataType::Map(fk, fv), DataType::Map(tk, tv)) => entries
+            .into_iter()
+            .map(|(k, v)| Ok((coerce_to(k, fk, tk)?, coerce_to(v, fv, tv)?)))
+            .collect::<Result<_, BindError>>()
+            .map(Expr::Map),
+        (Expr::Struct(fields), DataType::Struct(ff), DataType::Struct(tf))
+            if ff.len() == tf.len() && ff.iter().zip(tf).all(|(a, b)| a.0 == b.0) =>
+        {
+            fields
+                .into_iter()
+                .zip(ff.iter().zip(tf))
+                .map(|(x, ((_, f), (_, t)))| coerce_to(x, f, t))
+                .collect::<Result<_, _>>()
+                .map(Expr::Struct)
+        }
+        _ => Err(type_error(format!("expected {to}, found {from}"))),
+    }
 }
 
 /// Makes two operands comparable: numbers widen, a string literal compared
