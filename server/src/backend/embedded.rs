@@ -1,21 +1,46 @@
 //! The embedded log: topics as segment files under the data directory.
+//!
+//! An append is in the segment files at once but committed only when the
+//! store batch recording its end lands (an INSERT's, or a query's together
+//! with its state). Readers see committed records only: recovery cuts every
+//! partition back to its committed end, so a record seen before its commit
+//! could vanish under a query that already counted it.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rill_storage::{Log, Record, RecordRef, Result};
+use tracing::warn;
 
 use super::{LogBackend, TopicSpec};
 
 pub struct EmbeddedLog {
     log: Log,
+    /// Committed end per partition; absent means 0.
+    committed: Mutex<HashMap<(String, u32), u64>>,
 }
 
 impl EmbeddedLog {
     pub fn open(dir: &Path) -> Result<EmbeddedLog> {
         Ok(EmbeddedLog {
             log: Log::open(dir)?,
+            committed: Mutex::new(HashMap::new()),
         })
+    }
+
+    fn committed(&self) -> MutexGuard<'_, HashMap<(String, u32), u64>> {
+        self.committed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn committed_end(&self, topic: &str, partition: u32) -> u64 {
+        self.committed()
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -33,7 +58,9 @@ impl LogBackend for EmbeddedLog {
     }
 
     fn delete_topic(&self, name: &str) -> Result<()> {
-        self.log.delete_topic(name)
+        self.log.delete_topic(name)?;
+        self.committed().retain(|(t, _), _| t != name);
+        Ok(())
     }
 
     fn append(&self, topic: &str, partition: u32, records: &[RecordRef<'_>]) -> Result<u64> {
@@ -52,7 +79,17 @@ impl LogBackend for EmbeddedLog {
         max: usize,
         out: &mut Vec<Record>,
     ) -> Result<()> {
-        self.log.read(topic, partition, from, max, out)
+        let end = self.committed_end(topic, partition);
+        if from >= end {
+            // Still an error for a topic or partition that does not exist.
+            return self.log.read(topic, partition, from, 0, out);
+        }
+        let max = max.min(usize::try_from(end - from).unwrap_or(usize::MAX));
+        let start = out.len();
+        self.log.read(topic, partition, from, max, out)?;
+        let keep = out[start..].partition_point(|r| r.offset < end);
+        out.truncate(start + keep);
+        Ok(())
     }
 
     fn start_offset(&self, topic: &str, partition: u32) -> Result<u64> {
@@ -60,11 +97,35 @@ impl LogBackend for EmbeddedLog {
     }
 
     fn end_offset(&self, topic: &str, partition: u32) -> Result<u64> {
-        self.log.end_offset(topic, partition)
+        let appended = self.log.end_offset(topic, partition)?;
+        Ok(appended.min(self.committed_end(topic, partition)))
     }
 
-    fn truncate(&self, topic: &str, partition: u32, end: u64) -> Result<()> {
-        self.log.truncate(topic, partition, end)
+    fn recover(&self, ends: &HashMap<(String, u32), u64>) -> Result<()> {
+        let mut committed = HashMap::new();
+        for (topic, partitions) in self.log.topics() {
+            for partition in 0..partitions {
+                let key = (topic.clone(), partition);
+                let end = ends.get(&key).copied().unwrap_or(0);
+                if self.log.end_offset(&topic, partition)? > end {
+                    warn!(topic, partition, end, "truncating uncommitted log tail");
+                    self.log.truncate(&topic, partition, end)?;
+                }
+                committed.insert(key, end);
+            }
+        }
+        *self.committed() = committed;
+        Ok(())
+    }
+
+    fn publish_end(&self, topic: &str, partition: u32, end: u64) {
+        let mut committed = self.committed();
+        let slot = committed.entry((topic.to_string(), partition)).or_insert(0);
+        if end > *slot {
+            *slot = end;
+            drop(committed);
+            self.log.notify();
+        }
     }
 
     fn appended(&self) -> u64 {

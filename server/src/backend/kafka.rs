@@ -15,7 +15,7 @@
 //!   offsets in sled with the state they produced).
 //!
 //! What Kafka cannot do that the embedded log does: cut a partition back
-//! ([`LogBackend::truncate`] is a no-op and `can_truncate` is false), keep a
+//! ([`LogBackend::recover`] keeps every record), keep a
 //! batch contiguous when two processes append to one partition at once, and
 //! make offsets consecutive in compacted or transactional topics (readers go
 //! by each record's offset, never by counting).
@@ -1050,16 +1050,15 @@ impl LogBackend for KafkaLog {
         self.end_of(topic, partition, low, high)
     }
 
-    /// A no-op: Kafka cannot cut a partition back. Recovery skips it
-    /// (`can_truncate` is false); records of a commit that did not land stay
-    /// in the topic until exactly-once production (transactions) is done.
-    fn truncate(&self, _topic: &str, _partition: u32, _end: u64) -> Result<()> {
+    /// A no-op: Kafka cannot cut a partition back; records of a commit
+    /// that did not land stay in the topic (at-least-once) until
+    /// exactly-once production (transactions) is done.
+    fn recover(&self, _ends: &HashMap<(String, u32), u64>) -> Result<()> {
         Ok(())
     }
 
-    fn can_truncate(&self) -> bool {
-        false
-    }
+    /// A no-op: what the broker acknowledged is there for every reader.
+    fn publish_end(&self, _topic: &str, _partition: u32, _end: u64) {}
 
     /// Counts this process's appends only; see `wait_for_append`.
     fn appended(&self) -> u64 {
@@ -1449,7 +1448,7 @@ mod tests {
     }
 
     #[test]
-    fn truncate_and_sync_are_no_ops_and_delete_is_tolerated() {
+    fn recovery_and_sync_are_no_ops_and_delete_is_tolerated() {
         let (_cluster, log) = setup(1, &[("kept", 1)]);
         let end = log
             .append(
@@ -1458,8 +1457,8 @@ mod tests {
                 &[rec(1, None, Some("a")), rec(2, None, Some("b"))],
             )
             .unwrap();
-        assert!(!log.can_truncate());
-        log.truncate("kept", 0, 0).unwrap();
+        log.recover(&HashMap::from([(("kept".to_string(), 0), 0)]))
+            .unwrap();
         log.sync("kept", 0, end).unwrap();
         assert_eq!(log.end_offset("kept", 0).unwrap(), 2);
         // The mock has no admin API: the topic stays, the call succeeds.

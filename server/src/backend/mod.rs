@@ -5,6 +5,7 @@
 pub mod embedded;
 pub mod kafka;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rill_storage::{Record, RecordRef, Result};
@@ -47,13 +48,20 @@ pub trait LogBackend: Send + Sync {
         out: &mut Vec<Record>,
     ) -> Result<()>;
     fn start_offset(&self, topic: &str, partition: u32) -> Result<u64>;
+    /// The end readers see: past the last committed record.
     fn end_offset(&self, topic: &str, partition: u32) -> Result<u64>;
-    /// Drops records at offsets >= `end` (recovery).
-    fn truncate(&self, topic: &str, partition: u32, end: u64) -> Result<()>;
-    /// Whether `truncate` can cut a log back; recovery skips it otherwise.
-    fn can_truncate(&self) -> bool {
-        true
-    }
+    /// At startup, before any reader: cuts every partition back to its
+    /// committed end in `ends` (absent: 0), dropping records of appends
+    /// whose commit did not land, and publishes those ends. A backend that
+    /// cannot cut a log back (Kafka) keeps its records.
+    fn recover(&self, ends: &HashMap<(String, u32), u64>) -> Result<()>;
+    /// Makes records below `end` visible to readers once the commit that
+    /// covers them has landed in the store.
+    ///
+    /// # Invariants
+    /// A reader never sees a record that a crash could still cut away, so
+    /// no query's state or offsets can count a record that recovery drops.
+    fn publish_end(&self, topic: &str, partition: u32, end: u64);
     /// A counter bumped by every append anywhere.
     fn appended(&self) -> u64;
     /// Blocks until `appended()` differs from `seen` or the timeout passes.

@@ -111,23 +111,7 @@ impl Engine {
             };
             log_ends.insert((topic.to_string(), partition), keys::decode_u64(&v)?);
         }
-        let topics = if log.can_truncate() {
-            log.topics()
-        } else {
-            Vec::new()
-        };
-        for (topic, partitions) in topics {
-            for partition in 0..partitions {
-                let end = log_ends
-                    .get(&(topic.clone(), partition))
-                    .copied()
-                    .unwrap_or(0);
-                if log.end_offset(&topic, partition)? > end {
-                    warn!(topic, partition, end, "truncating uncommitted log tail");
-                    log.truncate(&topic, partition, end)?;
-                }
-            }
-        }
+        log.recover(&log_ends)?;
 
         let mut catalog = Catalog::default();
         for entry in store.scan_prefix(&keys::catalog_prefix()) {
@@ -219,6 +203,9 @@ impl Engine {
             updated.push((key, end));
         }
         self.store.commit(batch, durable)?;
+        for ((topic, partition), end) in &updated {
+            self.log.publish_end(topic, *partition, *end);
+        }
         current.extend(updated);
         Ok(())
     }

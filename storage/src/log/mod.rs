@@ -359,6 +359,12 @@ impl Log {
         self.partition(topic, partition)?.truncate(end)
     }
 
+    /// Wakes `wait_for_append` waiters without an append: something else
+    /// they wait for (records becoming committed) happened.
+    pub fn notify(&self) {
+        self.signal.bump();
+    }
+
     /// A counter bumped on every non-empty append to any partition. Read it
     /// before reading the log, then pass it to [`Log::wait_for_append`], so
     /// an append between the read and the wait is not missed.
