@@ -21,13 +21,17 @@ Exits non-zero with a message on stderr when anything fails.
 import datetime
 import decimal
 import json
+import os
 import sys
-import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext, StringSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+# The Kafka clients, shared with protobuf_interop.py; interop_common sits beside
+# this script, whatever the working directory.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import interop_common  # noqa: E402
 
 PAYMENT = json.dumps(
     {
@@ -73,24 +77,15 @@ PAYMENTS = [
 def produce(brokers, registry_url, topic):
     registry = SchemaRegistryClient({"url": registry_url})
     serializer = AvroSerializer(registry, PAYMENT, conf={"auto.register.schemas": True})
-    keys = StringSerializer("utf_8")
-    producer = Producer({"bootstrap.servers": brokers, "message.timeout.ms": 10000})
-    errors = []
-
-    def delivered(err, _msg):
-        if err is not None:
-            errors.append(str(err))
-
+    records = []
     ids = set()
     for key, value in PAYMENTS:
         payload = serializer(value, SerializationContext(topic, MessageField.VALUE))
         if payload[0] != 0:
             raise SystemExit(f"AvroSerializer wrote no magic byte: {payload!r}")
-        ids.add(int.from_bytes(payload[1:5], "big"))
-        producer.produce(topic, key=keys(key), value=payload, partition=0, on_delivery=delivered)
-    remaining = producer.flush(15)
-    if remaining or errors:
-        raise SystemExit(f"producing failed: {remaining} undelivered, errors {errors}")
+        ids.add(interop_common.schema_id(payload))
+        records.append((key, payload))
+    interop_common.produce(brokers, topic, records)
     if len(ids) != 1:
         raise SystemExit(f"records carry several schema ids: {ids}")
     print(json.dumps({"schema_id": ids.pop()}))
@@ -115,32 +110,12 @@ def plain(value):
 def consume(brokers, registry_url, topic, count):
     registry = SchemaRegistryClient({"url": registry_url})
     deserializer = AvroDeserializer(registry)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": brokers,
-            "group.id": "rill-avro-interop",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    out = []
-    deadline = time.monotonic() + 30
-    last = time.monotonic()
-    while time.monotonic() < deadline and (len(out) < count or time.monotonic() - last < 1):
-        msg = consumer.poll(0.1)
-        if msg is None:
-            continue
-        if msg.error():
-            raise SystemExit(f"consuming {topic}: {msg.error()}")
-        raw = msg.value()
+
+    def decode(raw):
         value = deserializer(raw, SerializationContext(topic, MessageField.VALUE))
-        key = msg.key().decode("utf-8") if msg.key() is not None else None
-        out.append({"key": key, "schema_id": int.from_bytes(raw[1:5], "big"), "value": plain(value)})
-        last = time.monotonic()
-    consumer.close()
-    for record in out:
-        print(json.dumps(record))
+        return interop_common.schema_id(raw), plain(value)
+
+    interop_common.print_lines(interop_common.consume(brokers, topic, count, "rill-avro-interop", decode))
 
 
 def main(argv):

@@ -38,7 +38,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from importlib import resources
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -46,10 +45,14 @@ from google.protobuf import timestamp_pb2, wrappers_pb2  # noqa: F401 (fill the 
 from google.protobuf.descriptor import FieldDescriptor
 from grpc_tools import protoc
 
-from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
-from confluent_kafka.serialization import MessageField, SerializationContext, StringSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+# The Kafka clients, shared with avro_interop.py; interop_common sits beside
+# this script, whatever the working directory.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import interop_common  # noqa: E402
 
 UTC = datetime.timezone.utc
 
@@ -147,23 +150,14 @@ def produce(brokers, registry_url, topic, path):
     cls = compile_proto(path)
     registry = SchemaRegistryClient({"url": registry_url})
     serializer = ProtobufSerializer(cls, registry, {"auto.register.schemas": True})
-    keys = StringSerializer("utf_8")
-    producer = Producer({"bootstrap.servers": brokers, "message.timeout.ms": 10000})
-    errors = []
-
-    def delivered(err, _msg):
-        if err is not None:
-            errors.append(str(err))
-
+    records = []
     headers = set()
     for key, fields in PAYMENTS:
         payload = serializer(payment(cls, fields), SerializationContext(topic, MessageField.VALUE))
         schema_id, indexes = header(payload)
         headers.add((schema_id, tuple(indexes)))
-        producer.produce(topic, key=keys(key), value=payload, partition=0, on_delivery=delivered)
-    remaining = producer.flush(15)
-    if remaining or errors:
-        raise SystemExit(f"producing failed: {remaining} undelivered, errors {errors}")
+        records.append((key, payload))
+    interop_common.produce(brokers, topic, records)
     if len(headers) != 1:
         raise SystemExit(f"records carry several headers: {headers}")
     schema_id, indexes = headers.pop()
@@ -206,34 +200,13 @@ def consume(brokers, registry_url, topic, count, path):
     cls = compile_proto(path)
     registry = SchemaRegistryClient({"url": registry_url})
     deserializer = ProtobufDeserializer(cls, {}, registry)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": brokers,
-            "group.id": "rill-protobuf-interop",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    out = []
-    deadline = time.monotonic() + 30
-    last = time.monotonic()
-    while time.monotonic() < deadline and (len(out) < count or time.monotonic() - last < 1):
-        msg = consumer.poll(0.1)
-        if msg is None:
-            continue
-        if msg.error():
-            raise SystemExit(f"consuming {topic}: {msg.error()}")
-        raw = msg.value()
+
+    def decode(raw):
         value = deserializer(raw, SerializationContext(topic, MessageField.VALUE))
         schema_id, _ = header(raw)
-        key = msg.key().decode("utf-8") if msg.key() is not None else None
-        plain = {f.name: plain_field(value, f) for f in value.DESCRIPTOR.fields}
-        out.append({"key": key, "schema_id": schema_id, "value": plain})
-        last = time.monotonic()
-    consumer.close()
-    for record in out:
-        print(json.dumps(record))
+        return schema_id, {f.name: plain_field(value, f) for f in value.DESCRIPTOR.fields}
+
+    interop_common.print_lines(interop_common.consume(brokers, topic, count, "rill-protobuf-interop", decode))
 
 
 def main(argv):

@@ -12,6 +12,7 @@
 //! Every [`Server`] kills its process when dropped, so a failing test leaves
 //! no orphan behind, and prints the server's log if the test is panicking.
 
+pub mod formats;
 pub mod registry;
 
 use std::fs::{File, OpenOptions};

@@ -16,25 +16,25 @@
 //!
 //! The Kafka tests run against librdkafka's in-process mock cluster, which
 //! has no admin API: every topic rill reads or writes is created first.
+//! What the protobuf tests share with these is in [`rill_tests::formats`]
+//! and, for the rdkafka clients, `tests/tests/common`.
+
+mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
-use std::time::{Duration, Instant};
 
 use apache_avro::types::Value as Avro;
 use apache_avro::{from_avro_datum, to_avro_datum, Schema};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use common::{consume_raw, mock_cluster, produce_keyed, producer};
+use rill_tests::formats::{
+    aggregate_pageviews, assert_no_subject_is_a_clear_error, columns, create_all_types_streams,
+    create_and_fill_pageviews, describe, hex, latest_of, normalized, processing_log, property,
+    python_imports, query_of, raw_values, registry_flag_problems, run_python, start_with_registry,
+    unhex,
+};
 use rill_tests::registry::Registry;
-use rill_tests::{describe_error, exec, plain, query, workspace_root, Server};
+use rill_tests::{exec, plain, query, Server};
 use serde_json::{json, Value as Json};
-use tokio_postgres::Client;
-
-/// How long the tests wait for records rill writes asynchronously.
-const WAIT: Duration = Duration::from_secs(20);
 
 /// A Confluent-framed record: magic byte 0, the schema id big-endian, the
 /// datum.
@@ -127,26 +127,6 @@ fn plain_avro(value: &Avro, schema: &Schema) -> Json {
     }
 }
 
-/// `\x0102`, how rill (and Postgres) print BYTES.
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::from("\\x");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-/// The inverse of [`hex`].
-fn unhex(text: &str) -> Vec<u8> {
-    let digits = text
-        .strip_prefix("\\x")
-        .unwrap_or_else(|| panic!("not a \\x.. bytes value: {text:?}"));
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
-
 /// Big-endian two's complement, as Avro's decimal stores the unscaled value.
 fn unscaled_of(bytes: &[u8]) -> i128 {
     let mut n: i128 = if bytes.first().is_some_and(|b| b & 0x80 != 0) {
@@ -224,83 +204,6 @@ fn field_type(schema_text: &str, field: &str) -> Json {
     }
 }
 
-/// Rows as strings, with every JSON object cell (a STRUCT or MAP) re-printed
-/// with sorted keys, so two spellings of one value compare equal. (Field
-/// order in printed structs is not what these tests check.)
-fn normalized(rows: Vec<Vec<&str>>) -> Vec<Vec<String>> {
-    rows.into_iter()
-        .map(|r| {
-            r.into_iter()
-                .map(|c| match serde_json::from_str::<Json>(c) {
-                    Ok(v @ Json::Object(_)) => v.to_string(),
-                    _ => c.to_string(),
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// The (field, type, key) rows of `DESCRIBE name`.
-async fn describe(client: &Client, name: &str) -> Vec<Vec<String>> {
-    let rows = query(client, &format!("DESCRIBE {name};")).await;
-    plain(&rows)
-        .into_iter()
-        .map(|r| r.into_iter().map(str::to_string).collect())
-        .collect()
-}
-
-fn columns(expected: &[(&str, &str, &str)]) -> Vec<Vec<String>> {
-    expected
-        .iter()
-        .map(|(f, t, k)| vec![f.to_string(), t.to_string(), k.to_string()])
-        .collect()
-}
-
-/// The `value` of a `DESCRIBE name EXTENDED` property row.
-async fn property(client: &Client, name: &str, prop: &str) -> String {
-    let rows = query(client, &format!("DESCRIBE {name} EXTENDED;")).await;
-    plain(&rows)
-        .into_iter()
-        .find(|r| r[0] == "property" && r[1] == prop)
-        .map(|r| r[2].to_string())
-        .unwrap_or_else(|| panic!("no property {prop} in DESCRIBE {name} EXTENDED"))
-}
-
-/// The raw values of `topic` through a KAFKA-format BYTES stream over it
-/// (named `stream`), so the embedded log's bytes can be checked.
-async fn raw_values(client: &Client, stream: &str, topic: &str) -> Vec<Vec<u8>> {
-    exec(
-        client,
-        &format!("CREATE STREAM {stream} (raw BYTES) WITH (kafka_topic='{topic}', value_format='KAFKA');"),
-    )
-    .await;
-    let rows = query(client, &format!("SELECT raw FROM {stream};")).await;
-    plain(&rows).into_iter().map(|r| unhex(r[0])).collect()
-}
-
-/// The latest (id, schema) of `subject`; a failure names the subjects the
-/// registry has instead of a bare `None`.
-fn latest_of(registry: &Registry, subject: &str) -> (u32, String) {
-    registry.latest(subject).unwrap_or_else(|| {
-        panic!(
-            "the registry has no subject {subject:?}; it has {:?}",
-            registry.subjects()
-        )
-    })
-}
-
-async fn start_with_registry(registry: &Registry, extra: &[&str]) -> (Server, Client) {
-    let url = registry.url();
-    let mut args = vec!["--schema-registry", url.as_str()];
-    args.extend_from_slice(extra);
-    let server = Server::start_with_args(&args)
-        .await
-        .expect("start rill with --schema-registry");
-    let client = server.connect().await.expect("connect");
-    exec(&client, "SET 'auto.offset.reset' = 'earliest';").await;
-    (server, client)
-}
-
 /// Every Avro type the inference maps, one field each.
 const ALL_TYPES: &str = r#"{
   "type": "record", "name": "AllTypes", "namespace": "rill.test",
@@ -363,50 +266,14 @@ async fn value_columns_are_inferred_from_the_latest_registered_schema() {
     registry.register("all_types-value", ALL_TYPES);
     let (_server, client) = start_with_registry(&registry, &[]).await;
 
-    // A declared key, value columns inferred.
-    exec(
-        &client,
-        "CREATE STREAM keyed (id VARCHAR KEY) WITH (kafka_topic='all_types', value_format='AVRO', partitions=1);",
-    )
-    .await;
-    let mut expected = vec![("ID", "STRING", "KEY")];
-    expected.extend_from_slice(ALL_TYPES_COLUMNS);
-    assert_eq!(describe(&client, "keyed").await, columns(&expected));
-    assert_eq!(property(&client, "keyed", "key_format").await, "KAFKA");
-    assert_eq!(property(&client, "keyed", "value_format").await, "AVRO");
-
-    // No columns at all: every column is inferred.
-    exec(
-        &client,
-        "CREATE STREAM all_types WITH (kafka_topic='all_types', value_format='AVRO');",
-    )
-    .await;
-    assert_eq!(
-        describe(&client, "all_types").await,
-        columns(ALL_TYPES_COLUMNS)
-    );
+    create_all_types_streams(&client, "AVRO", ALL_TYPES_COLUMNS).await;
     assert_eq!(property(&client, "all_types", "value_format").await, "AVRO");
 
     // Inferring registered nothing new.
     assert_eq!(registry.subjects(), vec!["all_types-value"]);
 
     // No subject for the topic: the statement fails and says which subject.
-    let err = client
-        .simple_query(
-            "CREATE STREAM nothing WITH (kafka_topic='nothing', value_format='AVRO', partitions=1);",
-        )
-        .await
-        .expect_err("CREATE STREAM over a topic with no registered schema must fail");
-    let message = describe_error(&err);
-    assert!(
-        message.contains("nothing-value"),
-        "the error should name the missing subject: {message}"
-    );
-    let rows = query(&client, "SHOW STREAMS;").await;
-    assert!(
-        !plain(&rows).iter().any(|r| r[0] == "NOTHING"),
-        "a failed CREATE left a stream behind"
-    );
+    assert_no_subject_is_a_clear_error(&client, "AVRO").await;
 }
 
 /// The schema of the embedded-mode pipeline's source.
@@ -432,74 +299,7 @@ async fn embedded_pipeline_over_an_avro_stream() {
     let registry = Registry::start();
     let source_id = registry.register("pageviews-value", PAGEVIEW);
     let (_server, client) = start_with_registry(&registry, &[]).await;
-
-    exec(
-        &client,
-        "CREATE STREAM pageviews (viewer VARCHAR KEY) WITH (kafka_topic='pageviews', value_format='AVRO', partitions=1);",
-    )
-    .await;
-    assert_eq!(
-        describe(&client, "pageviews").await,
-        columns(&[
-            ("VIEWER", "STRING", "KEY"),
-            ("PAGE", "STRING", "NULL"),
-            ("DURATION", "INTEGER", "NULL"),
-            ("PREMIUM", "BOOLEAN", "NULL"),
-            ("SCORE", "DOUBLE", "NULL"),
-            ("REFERRER", "STRING", "NULL"),
-            ("TAGS", "ARRAY<STRING>", "NULL"),
-            ("VIEWED_AT", "TIMESTAMP", "NULL"),
-        ])
-    );
-
-    exec(
-        &client,
-        "INSERT INTO pageviews (viewer, page, duration, premium, score, referrer, tags, viewed_at) VALUES
-           ('u1', '/home', 5, true, 0.5, NULL, ARRAY['a'], '2024-01-02T03:04:05'),
-           ('u2', '/home', 30, false, 1.5, 'google', ARRAY['a', 'b'], '2024-01-02T03:04:06.250'),
-           ('u1', '/about', 12, true, 2, 'bing', ARRAY['c'], '2024-01-02T03:04:07');",
-    )
-    .await;
-    let rows = query(
-        &client,
-        "SELECT viewer, page, duration, premium, score, referrer, tags, viewed_at FROM pageviews;",
-    )
-    .await;
-    assert_eq!(
-        plain(&rows),
-        vec![
-            vec![
-                "u1",
-                "/home",
-                "5",
-                "t",
-                "0.5",
-                "NULL",
-                r#"["a"]"#,
-                "2024-01-02 03:04:05"
-            ],
-            vec![
-                "u2",
-                "/home",
-                "30",
-                "f",
-                "1.5",
-                "google",
-                r#"["a","b"]"#,
-                "2024-01-02 03:04:06.250"
-            ],
-            vec![
-                "u1",
-                "/about",
-                "12",
-                "t",
-                "2",
-                "bing",
-                r#"["c"]"#,
-                "2024-01-02 03:04:07"
-            ],
-        ]
-    );
+    create_and_fill_pageviews(&client, "AVRO").await;
 
     // What INSERT wrote: framed with the id of the schema the stream was
     // inferred from, and the datum decodes with that schema.
@@ -567,57 +367,10 @@ async fn embedded_pipeline_over_an_avro_stream() {
         ]
     );
 
-    // A push query over the output (from the earliest offset).
-    let rows = query(
-        &client,
-        "SELECT page, d2 FROM long_views EMIT CHANGES LIMIT 2;",
-    )
-    .await;
-    assert_eq!(
-        plain(&rows),
-        vec![vec!["/home", "60"], vec!["/about", "24"]]
-    );
-
-    // Aggregates over the AVRO stream; the value schema is registered, and
-    // with key_format='AVRO' the key schema too.
-    exec(
-        &client,
-        "CREATE TABLE per_page AS SELECT page, COUNT(*) AS n, SUM(duration) AS total FROM pageviews GROUP BY page;",
-    )
-    .await;
-    exec(
-        &client,
-        "CREATE TABLE per_viewer WITH (key_format='AVRO') AS SELECT viewer, COUNT(*) AS n, MAX(score) AS best
-           FROM pageviews GROUP BY viewer;",
-    )
-    .await;
-    exec(
-        &client,
-        "INSERT INTO pageviews (viewer, page, duration, premium, score, referrer, tags, viewed_at) VALUES
-           ('u3', '/home', 40, false, 9.5, NULL, ARRAY['d'], '2024-01-02T03:05:00');",
-    )
-    .await;
-    let rows = query(
-        &client,
-        "SELECT page, n, total FROM per_page ORDER BY page;",
-    )
-    .await;
-    assert_eq!(
-        plain(&rows),
-        vec![vec!["/about", "1", "12"], vec!["/home", "3", "75"]]
-    );
-    let rows = query(
-        &client,
-        "SELECT viewer, n, best FROM per_viewer WHERE viewer = 'u1';",
-    )
-    .await;
-    assert_eq!(plain(&rows), vec![vec!["u1", "2", "2"]]);
-    let rows = query(&client, "SELECT viewer, page, d2 FROM long_views;").await;
-    assert_eq!(
-        rows.len(),
-        3,
-        "the new row reached the CSAS output: {rows:?}"
-    );
+    // A push query over the output, and aggregates over the AVRO stream;
+    // the value schema is registered, and with key_format='AVRO' the key
+    // schema too.
+    aggregate_pageviews(&client, "AVRO").await;
     let (_, per_page_schema) = latest_of(&registry, "PER_PAGE-value");
     assert_eq!(field_names(&per_page_schema), vec!["N", "TOTAL"]);
     latest_of(&registry, "PER_VIEWER-value");
@@ -751,25 +504,7 @@ async fn declared_columns_register_a_schema() {
 async fn avro_without_a_registry_is_a_clear_error() {
     let server = Server::start().await.expect("start rill");
     let client = server.connect().await.expect("connect");
-    let mut wrong = Vec::new();
-    for sql in [
-        "CREATE STREAM s WITH (kafka_topic='t', value_format='AVRO', partitions=1);",
-        "CREATE STREAM s (id VARCHAR KEY, v INT) WITH (kafka_topic='t', value_format='AVRO', partitions=1);",
-        "CREATE STREAM s (id VARCHAR KEY, v INT) WITH (kafka_topic='t', value_format='JSON', key_format='AVRO', partitions=1);",
-    ] {
-        // Every statement is tried before failing, so one report shows all.
-        match client.simple_query(sql).await {
-            Ok(_) => wrong.push(format!("{sql}\n  succeeded")),
-            Err(err) => {
-                let message = describe_error(&err);
-                if err.code().is_none() || !message.contains("--schema-registry") {
-                    wrong.push(format!(
-                        "{sql}\n  the error should name --schema-registry: {message}"
-                    ));
-                }
-            }
-        }
-    }
+    let wrong = registry_flag_problems(&client, "AVRO").await;
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     let rows = query(&client, "SHOW STREAMS;").await;
     assert!(
@@ -785,45 +520,6 @@ async fn avro_without_a_registry_is_a_clear_error() {
 }
 
 // ---------------------------------------------------------------- Kafka ---
-
-fn producer(brokers: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("message.timeout.ms", "10000")
-        .create()
-        .expect("producer")
-}
-
-/// A Kafka record's (key, value) bytes.
-type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// Every record of partition 0 of `topic` from the start, as raw
-/// (key, value): waits up to [`WAIT`] for at least `min`, then until none
-/// arrives for a second.
-fn consume_raw(brokers: &str, topic: &str, min: usize) -> Vec<RawRecord> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "rill-avro-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + WAIT;
-    let mut idle_since = Instant::now();
-    while Instant::now() < deadline
-        && (out.len() < min || idle_since.elapsed() < Duration::from_secs(1))
-    {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
-            idle_since = Instant::now();
-        }
-    }
-    out
-}
 
 /// The source schema of the Kafka test: a nested record, an array, a
 /// nullable field, a decimal and a timestamp-millis.
@@ -884,16 +580,6 @@ fn order_datum(
     to_avro_datum(schema, value).expect("encode an Order")
 }
 
-/// The (query id, status, errors) of the query writing `sink`.
-async fn query_of(client: &Client, sink: &str) -> (String, String, String) {
-    let rows = query(client, "SHOW QUERIES;").await;
-    plain(&rows)
-        .into_iter()
-        .find(|r| r[4] == sink)
-        .map(|r| (r[0].to_string(), r[1].to_string(), r[8].to_string()))
-        .unwrap_or_else(|| panic!("no query writes {sink}: {rows:?}"))
-}
-
 /// Kafka mode: an outside producer writes Confluent-framed Avro (encoded by
 /// the test, with the registry's id) and malformed records; rill's stream,
 /// CSAS and CTAS see the right values, the three bad records land in the
@@ -902,11 +588,8 @@ async fn query_of(client: &Client, sink: &str) -> (String, String, String) {
 /// decodes with the schema the registry holds for each record's id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_avro_from_an_outside_producer() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    for topic in ["orders", "BIG_ORDERS", "SPEND", "rill_processing_log"] {
-        cluster.create_topic(topic, 1, 1).expect("create topic");
-    }
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) =
+        mock_cluster(&["orders", "BIG_ORDERS", "SPEND", "rill_processing_log"]);
     let registry = Registry::start();
     let order_id = registry.register("orders-value", ORDER);
     let schema = Schema::parse_str(ORDER).expect("ORDER parses");
@@ -947,18 +630,7 @@ async fn kafka_avro_from_an_outside_producer() {
         ("c1", frame(order_id, &good3)),
         ("c1", truncated),
     ];
-    let p = producer(&brokers);
-    for (key, value) in &records {
-        p.send(
-            FutureRecord::to("orders")
-                .key(*key)
-                .payload(value)
-                .partition(0),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("produce");
-    }
+    produce_keyed(&producer(&brokers), "orders", &records).await;
 
     let (_server, client) = start_with_registry(&registry, &["--kafka-brokers", &brokers]).await;
     exec(
@@ -1047,23 +719,7 @@ async fn kafka_avro_from_an_outside_producer() {
     // The three bad records, once per persistent query, and nothing else.
     let (csas, csas_status, _) = query_of(&client, "BIG_ORDERS").await;
     let (ctas, _, _) = query_of(&client, "SPEND").await;
-    let deadline = Instant::now() + WAIT;
-    let log = loop {
-        let rows = query(
-            &client,
-            "SELECT query_id, topic, partition, offset, error, record FROM RILL_PROCESSING_LOG;",
-        )
-        .await;
-        let log: Vec<Vec<String>> = plain(&rows)
-            .into_iter()
-            .map(|r| r.into_iter().map(str::to_string).collect())
-            .collect();
-        let of = |q: &str| log.iter().filter(|r| r[0] == q).count();
-        if (of(&csas) >= 3 && of(&ctas) >= 3) || Instant::now() > deadline {
-            break log;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let log = processing_log(&client, &[&csas, &ctas], 3).await;
     for q in [&csas, &ctas] {
         let mut offsets: Vec<(&str, &str, &str)> = log
             .iter()
@@ -1121,7 +777,7 @@ async fn kafka_avro_from_an_outside_producer() {
     )
     .await;
     assert_eq!(plain(&rows), vec![vec!["1", "20.05"]]);
-    let source = consume_raw(&brokers, "orders", 7);
+    let source = consume_raw(&brokers, "orders", 0, 7);
     assert_eq!(source.len(), 7, "six produced records and one INSERT");
     let (key, value) = &source[6];
     assert_eq!(key.as_deref(), Some(&b"c3"[..]));
@@ -1152,7 +808,7 @@ async fn kafka_avro_from_an_outside_producer() {
         json!("timestamp-millis"),
         "{out_schema}"
     );
-    let out = consume_raw(&brokers, "BIG_ORDERS", 3);
+    let out = consume_raw(&brokers, "BIG_ORDERS", 0, 3);
     type Decoded = (Option<Vec<u8>>, (u32, Json));
     let decoded: Vec<Decoded> = out
         .iter()
@@ -1202,52 +858,16 @@ async fn kafka_avro_from_an_outside_producer() {
 /// record).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_python_serializers_interoperate() {
-    let probe = Command::new("python3")
-        .args([
-            "-c",
-            "from confluent_kafka.schema_registry.avro import AvroSerializer, AvroDeserializer",
-        ])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            eprintln!(
-                "skipping: confluent_kafka's Avro serializers do not import (.ci/run installs them): {}",
-                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
-            );
-            return;
-        }
-        Err(e) => {
-            eprintln!("skipping: python3 cannot run: {e}");
-            return;
-        }
+    if !python_imports(
+        &[],
+        "from confluent_kafka.schema_registry.avro import AvroSerializer, AvroDeserializer",
+        "confluent_kafka's Avro serializers",
+    ) {
+        return;
     }
-    let script = workspace_root().join("tests/scripts/avro_interop.py");
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    for topic in ["payments", "PAYMENTS_OUT", "rill_processing_log"] {
-        cluster.create_topic(topic, 1, 1).expect("create topic");
-    }
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) = mock_cluster(&["payments", "PAYMENTS_OUT", "rill_processing_log"]);
     let registry = Registry::start();
-    let python = |args: &[&str]| -> Vec<Json> {
-        let out = Command::new("python3")
-            .arg(&script)
-            .args(args)
-            .output()
-            .expect("run avro_interop.py");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "avro_interop.py {args:?} failed with {}\nstdout:\n{stdout}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}")))
-            .collect()
-    };
+    let python = |args: &[&str]| run_python(&[], "avro_interop.py", args);
 
     let url = registry.url();
     let produced = python(&["produce", &brokers, &url, "payments"]);

@@ -2,51 +2,17 @@
 //! mock cluster. Records produced by an outside producer are processed by
 //! rill's queries, and what rill writes is readable by an outside consumer.
 
+mod common;
+
 use std::time::Duration;
 
+use common::{consume_raw, producer};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::producer::FutureRecord;
+use rdkafka::{Offset, TopicPartitionList};
 use rill_tests::{exec, plain, query, Server};
-
-fn producer(brokers: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("message.timeout.ms", "10000")
-        .create()
-        .expect("producer")
-}
-
-/// Reads every record of one partition of `topic` from the start, until
-/// none arrives for a second.
-fn consume_all(
-    brokers: &str,
-    topic: &str,
-    partition: i32,
-) -> Vec<(Option<String>, Option<String>)> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "rill-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let mut idle_since = std::time::Instant::now();
-    while idle_since.elapsed() < Duration::from_secs(1) {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
-            out.push((text(m.key()), text(m.payload())));
-            idle_since = std::time::Instant::now();
-        }
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
@@ -169,12 +135,13 @@ async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
     // changelog of TOTALS keyed by ID, JSON values.
     let mut all = Vec::new();
     for partition in 0..3 {
-        all.extend(consume_all(&brokers, "TOTALS", partition));
+        all.extend(consume_raw(&brokers, "TOTALS", partition, 0));
     }
     let latest_c = all
         .iter()
-        .rfind(|(k, _)| k.as_deref() == Some("c"))
-        .and_then(|(_, v)| v.clone())
+        .rfind(|(k, _)| k.as_deref() == Some(&b"c"[..]))
+        .and_then(|(_, v)| v.as_deref())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
         .expect("a record for key c in TOTALS");
     assert!(latest_c.contains("\"TOTAL\":101"), "got {latest_c}");
 }

@@ -1272,6 +1272,22 @@ async fn per_key_order_survives_a_four_partition_topic() {
         "all keys in one partition: {input_partition:?}"
     );
 
+    // The copy is written by its own query: wait until it has every record.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = query(c, "SELECT id FROM seq_copy;").await;
+        if rows.len() >= KEYS * PER_KEY {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SEQ_COPY holds {} of {} records after 30 s",
+            rows.len(),
+            KEYS * PER_KEY
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // rill's copy: each key in the same partition as in the input, every
     // sequence number once, in order.
     let mut output_partition: BTreeMap<String, i32> = BTreeMap::new();

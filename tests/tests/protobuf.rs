@@ -18,23 +18,28 @@
 //!
 //! The Kafka tests run against librdkafka's in-process mock cluster, which
 //! has no admin API: every topic rill reads or writes is created first.
+//! What the Avro tests share with these is in [`rill_tests::formats`] and,
+//! for the rdkafka clients, `tests/tests/common`.
+
+mod common;
 
 use std::collections::BTreeMap;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use common::{consume_raw, mock_cluster, produce_keyed, producer};
+use rdkafka::producer::FutureRecord;
+use rill_tests::formats::{
+    aggregate_pageviews, assert_no_subject_is_a_clear_error, columns, create_all_types_streams,
+    create_and_fill_pageviews, describe, hex, processing_log, property, python_imports, query_of,
+    raw_values, registry_flag_problems, reprinted, run_python, start_with_registry, unhex,
+};
 use rill_tests::registry::Registry;
-use rill_tests::{describe_error, exec, expect_sqlstate, plain, query, workspace_root, Server};
+use rill_tests::{describe_error, exec, expect_sqlstate, plain, query, Server};
 use serde_json::{json, Value as Json};
-use tokio_postgres::Client;
 
-/// How long the tests wait for records rill writes asynchronously.
-const WAIT: Duration = Duration::from_secs(20);
+/// The interpreter flags of every python3 run here: warnings off, so a
+/// failure's stderr holds the scripts' own messages.
+const PYTHON_FLAGS: &[&str] = &["-W", "ignore"];
 
 // ------------------------------------------------------- wire format ---
 
@@ -573,26 +578,6 @@ impl ProtoFile {
     }
 }
 
-/// `\x0102`, how rill (and Postgres) print BYTES.
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::from("\\x");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
-/// The inverse of [`hex`].
-fn unhex(text: &str) -> Vec<u8> {
-    let digits = text
-        .strip_prefix("\\x")
-        .unwrap_or_else(|| panic!("not a \\x.. bytes value: {text:?}"));
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
-
 /// What a reader sees for an absent field: NULL for messages and fields
 /// with presence, the type's default for proto3 scalars, `[]`/`{}` for
 /// repeated fields and maps.
@@ -851,65 +836,16 @@ fn normalized(rows: Vec<Vec<&str>>) -> Vec<Vec<String>> {
             other => other,
         }
     }
-    rows.into_iter()
-        .map(|r| {
-            r.into_iter()
-                .map(|c| match serde_json::from_str::<Json>(c) {
-                    Ok(v @ (Json::Object(_) | Json::Array(_))) => canon(v).to_string(),
-                    _ => c.to_string(),
-                })
-                .collect()
-        })
-        .collect()
-}
-
-/// The (field, type, key) rows of `DESCRIBE name`.
-async fn describe(client: &Client, name: &str) -> Vec<Vec<String>> {
-    let rows = query(client, &format!("DESCRIBE {name};")).await;
-    plain(&rows)
-        .into_iter()
-        .map(|r| r.into_iter().map(str::to_string).collect())
-        .collect()
-}
-
-fn columns(expected: &[(&str, &str, &str)]) -> Vec<Vec<String>> {
-    expected
-        .iter()
-        .map(|(f, t, k)| vec![f.to_string(), t.to_string(), k.to_string()])
-        .collect()
-}
-
-/// The `value` of a `DESCRIBE name EXTENDED` property row.
-async fn property(client: &Client, name: &str, prop: &str) -> String {
-    let rows = query(client, &format!("DESCRIBE {name} EXTENDED;")).await;
-    plain(&rows)
-        .into_iter()
-        .find(|r| r[0] == "property" && r[1] == prop)
-        .map(|r| r[2].to_string())
-        .unwrap_or_else(|| panic!("no property {prop} in DESCRIBE {name} EXTENDED"))
-}
-
-/// The raw values of `topic` through a KAFKA-format BYTES stream over it
-/// (named `stream`), so the embedded log's bytes can be checked.
-async fn raw_values(client: &Client, stream: &str, topic: &str) -> Vec<Vec<u8>> {
-    exec(
-        client,
-        &format!("CREATE STREAM {stream} (raw BYTES) WITH (kafka_topic='{topic}', value_format='KAFKA');"),
-    )
-    .await;
-    let rows = query(client, &format!("SELECT raw FROM {stream};")).await;
-    plain(&rows).into_iter().map(|r| unhex(r[0])).collect()
+    reprinted(rows, |v| match v {
+        Json::Object(_) | Json::Array(_) => Some(canon(v)),
+        _ => None,
+    })
 }
 
 /// The latest (id, schema) of `subject`, which must be a PROTOBUF schema;
 /// a failure names the subjects the registry has instead of a bare `None`.
 fn latest_of(registry: &Registry, subject: &str) -> (u32, String) {
-    let (id, text) = registry.latest(subject).unwrap_or_else(|| {
-        panic!(
-            "the registry has no subject {subject:?}; it has {:?}",
-            registry.subjects()
-        )
-    });
+    let (id, text) = rill_tests::formats::latest_of(registry, subject);
     assert_eq!(
         registry.schema_type(id).as_deref(),
         Some("PROTOBUF"),
@@ -931,28 +867,6 @@ fn fields_of(expected: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(n, t)| (n.to_string(), t.to_string()))
         .collect()
-}
-
-async fn start_with_registry(registry: &Registry, extra: &[&str]) -> (Server, Client) {
-    let url = registry.url();
-    let mut args = vec!["--schema-registry", url.as_str()];
-    args.extend_from_slice(extra);
-    let server = Server::start_with_args(&args)
-        .await
-        .expect("start rill with --schema-registry");
-    let client = server.connect().await.expect("connect");
-    exec(&client, "SET 'auto.offset.reset' = 'earliest';").await;
-    (server, client)
-}
-
-/// The (query id, status, errors) of the query writing `sink`.
-async fn query_of(client: &Client, sink: &str) -> (String, String, String) {
-    let rows = query(client, "SHOW QUERIES;").await;
-    plain(&rows)
-        .into_iter()
-        .find(|r| r[4] == sink)
-        .map(|r| (r[0].to_string(), r[1].to_string(), r[8].to_string()))
-        .unwrap_or_else(|| panic!("no query writes {sink}: {rows:?}"))
 }
 
 // ------------------------------------------------------------ schemas ---
@@ -1213,28 +1127,7 @@ async fn value_columns_are_inferred_from_the_first_message_of_the_latest_schema(
     let source_id = registry.register_protobuf("all_types-value", ALL_TYPES);
     let (_server, client) = start_with_registry(&registry, &[]).await;
 
-    // A declared key, value columns inferred.
-    exec(
-        &client,
-        "CREATE STREAM keyed (id VARCHAR KEY) WITH (kafka_topic='all_types', value_format='PROTOBUF', partitions=1);",
-    )
-    .await;
-    let mut expected = vec![("ID", "STRING", "KEY")];
-    expected.extend_from_slice(ALL_TYPES_COLUMNS);
-    assert_eq!(describe(&client, "keyed").await, columns(&expected));
-    assert_eq!(property(&client, "keyed", "key_format").await, "KAFKA");
-    assert_eq!(property(&client, "keyed", "value_format").await, "PROTOBUF");
-
-    // No columns at all: every column is inferred.
-    exec(
-        &client,
-        "CREATE STREAM all_types WITH (kafka_topic='all_types', value_format='PROTOBUF');",
-    )
-    .await;
-    assert_eq!(
-        describe(&client, "all_types").await,
-        columns(ALL_TYPES_COLUMNS)
-    );
+    create_all_types_streams(&client, "PROTOBUF", ALL_TYPES_COLUMNS).await;
     // Inferring registered nothing new.
     assert_eq!(registry.subjects(), vec!["all_types-value"]);
     assert_eq!(registry.versions("all_types-value").len(), 2);
@@ -1293,22 +1186,7 @@ async fn value_columns_are_inferred_from_the_first_message_of_the_latest_schema(
     );
 
     // No subject for the topic: the statement fails and says which subject.
-    let err = client
-        .simple_query(
-            "CREATE STREAM nothing WITH (kafka_topic='nothing', value_format='PROTOBUF', partitions=1);",
-        )
-        .await
-        .expect_err("CREATE STREAM over a topic with no registered schema must fail");
-    let message = describe_error(&err);
-    assert!(
-        message.contains("nothing-value"),
-        "the error should name the missing subject: {message}"
-    );
-    let rows = query(&client, "SHOW STREAMS;").await;
-    assert!(
-        !plain(&rows).iter().any(|r| r[0] == "NOTHING"),
-        "a failed CREATE left a stream behind"
-    );
+    assert_no_subject_is_a_clear_error(&client, "PROTOBUF").await;
 }
 
 /// The schema of the embedded-mode pipeline's source.
@@ -1338,74 +1216,7 @@ async fn embedded_pipeline_over_a_protobuf_stream() {
     let registry = Registry::start();
     let source_id = registry.register_protobuf("pageviews-value", PAGEVIEW);
     let (_server, client) = start_with_registry(&registry, &[]).await;
-
-    exec(
-        &client,
-        "CREATE STREAM pageviews (viewer VARCHAR KEY) WITH (kafka_topic='pageviews', value_format='PROTOBUF', partitions=1);",
-    )
-    .await;
-    assert_eq!(
-        describe(&client, "pageviews").await,
-        columns(&[
-            ("VIEWER", "STRING", "KEY"),
-            ("PAGE", "STRING", "NULL"),
-            ("DURATION", "INTEGER", "NULL"),
-            ("PREMIUM", "BOOLEAN", "NULL"),
-            ("SCORE", "DOUBLE", "NULL"),
-            ("REFERRER", "STRING", "NULL"),
-            ("TAGS", "ARRAY<STRING>", "NULL"),
-            ("VIEWED_AT", "TIMESTAMP", "NULL"),
-        ])
-    );
-
-    exec(
-        &client,
-        "INSERT INTO pageviews (viewer, page, duration, premium, score, referrer, tags, viewed_at) VALUES
-           ('u1', '/home', 5, true, 0.5, NULL, ARRAY['a'], '2024-01-02T03:04:05'),
-           ('u2', '/home', 30, false, 1.5, 'google', ARRAY['a', 'b'], '2024-01-02T03:04:06.250'),
-           ('u1', '/about', 12, true, 2, 'bing', ARRAY['c'], '2024-01-02T03:04:07');",
-    )
-    .await;
-    let rows = query(
-        &client,
-        "SELECT viewer, page, duration, premium, score, referrer, tags, viewed_at FROM pageviews;",
-    )
-    .await;
-    assert_eq!(
-        plain(&rows),
-        vec![
-            vec![
-                "u1",
-                "/home",
-                "5",
-                "t",
-                "0.5",
-                "NULL",
-                r#"["a"]"#,
-                "2024-01-02 03:04:05"
-            ],
-            vec![
-                "u2",
-                "/home",
-                "30",
-                "f",
-                "1.5",
-                "google",
-                r#"["a","b"]"#,
-                "2024-01-02 03:04:06.250"
-            ],
-            vec![
-                "u1",
-                "/about",
-                "12",
-                "t",
-                "2",
-                "bing",
-                r#"["c"]"#,
-                "2024-01-02 03:04:07"
-            ],
-        ]
-    );
+    create_and_fill_pageviews(&client, "PROTOBUF").await;
 
     // What INSERT wrote: framed with the id of the schema the stream was
     // inferred from, and the message decodes with that schema.
@@ -1491,57 +1302,10 @@ async fn embedded_pipeline_over_a_protobuf_stream() {
         ]
     );
 
-    // A push query over the output (from the earliest offset).
-    let rows = query(
-        &client,
-        "SELECT page, d2 FROM long_views EMIT CHANGES LIMIT 2;",
-    )
-    .await;
-    assert_eq!(
-        plain(&rows),
-        vec![vec!["/home", "60"], vec!["/about", "24"]]
-    );
-
-    // Aggregates over the PROTOBUF stream; the value schema is registered,
-    // and with key_format='PROTOBUF' the key schema too.
-    exec(
-        &client,
-        "CREATE TABLE per_page AS SELECT page, COUNT(*) AS n, SUM(duration) AS total FROM pageviews GROUP BY page;",
-    )
-    .await;
-    exec(
-        &client,
-        "CREATE TABLE per_viewer WITH (key_format='PROTOBUF') AS SELECT viewer, COUNT(*) AS n, MAX(score) AS best
-           FROM pageviews GROUP BY viewer;",
-    )
-    .await;
-    exec(
-        &client,
-        "INSERT INTO pageviews (viewer, page, duration, premium, score, referrer, tags, viewed_at) VALUES
-           ('u3', '/home', 40, false, 9.5, NULL, ARRAY['d'], '2024-01-02T03:05:00');",
-    )
-    .await;
-    let rows = query(
-        &client,
-        "SELECT page, n, total FROM per_page ORDER BY page;",
-    )
-    .await;
-    assert_eq!(
-        plain(&rows),
-        vec![vec!["/about", "1", "12"], vec!["/home", "3", "75"]]
-    );
-    let rows = query(
-        &client,
-        "SELECT viewer, n, best FROM per_viewer WHERE viewer = 'u1';",
-    )
-    .await;
-    assert_eq!(plain(&rows), vec![vec!["u1", "2", "2"]]);
-    let rows = query(&client, "SELECT viewer, page, d2 FROM long_views;").await;
-    assert_eq!(
-        rows.len(),
-        3,
-        "the new row reached the CSAS output: {rows:?}"
-    );
+    // A push query over the output, and aggregates over the PROTOBUF
+    // stream; the value schema is registered, and with
+    // key_format='PROTOBUF' the key schema too.
+    aggregate_pageviews(&client, "PROTOBUF").await;
     let (_, per_page_schema) = latest_of(&registry, "PER_PAGE-value");
     // TOTAL's field has the type of the column (SUM of an INT).
     let total_type = match describe(&client, "per_page").await[2][1].as_str() {
@@ -1817,67 +1581,11 @@ async fn declared_columns_register_a_proto3_schema() {
 async fn protobuf_without_a_registry_is_a_clear_error() {
     let server = Server::start().await.expect("start rill");
     let client = server.connect().await.expect("connect");
-    let mut wrong = Vec::new();
-    for sql in [
-        "CREATE STREAM s WITH (kafka_topic='t', value_format='PROTOBUF', partitions=1);",
-        "CREATE STREAM s (id VARCHAR KEY, v INT) WITH (kafka_topic='t', value_format='PROTOBUF', partitions=1);",
-        "CREATE STREAM s (id VARCHAR KEY, v INT) WITH (kafka_topic='t', value_format='JSON', key_format='PROTOBUF', partitions=1);",
-    ] {
-        match client.simple_query(sql).await {
-            Ok(_) => wrong.push(format!("{sql}\n  succeeded")),
-            Err(err) => {
-                let message = describe_error(&err);
-                if err.code().is_none() || !message.contains("--schema-registry") {
-                    wrong.push(format!(
-                        "{sql}\n  the error should name --schema-registry: {message}"
-                    ));
-                }
-            }
-        }
-    }
+    let wrong = registry_flag_problems(&client, "PROTOBUF").await;
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
 // ---------------------------------------------------------------- Kafka ---
-
-fn producer(brokers: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("message.timeout.ms", "10000")
-        .create()
-        .expect("producer")
-}
-
-/// A Kafka record's (key, value) bytes.
-type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
-
-/// Every record of partition 0 of `topic` from the start, as raw
-/// (key, value): waits up to [`WAIT`] for at least `min`, then until none
-/// arrives for a second.
-fn consume_raw(brokers: &str, topic: &str, min: usize) -> Vec<RawRecord> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "rill-protobuf-test-reader")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .expect("partition");
-    consumer.assign(&tpl).expect("assign");
-    let mut out = Vec::new();
-    let deadline = Instant::now() + WAIT;
-    let mut idle_since = Instant::now();
-    while Instant::now() < deadline
-        && (out.len() < min || idle_since.elapsed() < Duration::from_secs(1))
-    {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec)));
-            idle_since = Instant::now();
-        }
-    }
-    out
-}
 
 /// The source schema of the Kafka test: a nested message, repeated
 /// strings and packed ints, a wrapper, a Timestamp, bytes and an enum; the
@@ -1952,17 +1660,13 @@ fn order_message(
 /// record's id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kafka_protobuf_from_an_outside_producer() {
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    for topic in [
+    let (_cluster, brokers) = mock_cluster(&[
         "orders",
         "BIG_ORDERS",
         "SPEND",
         "all_types",
         "rill_processing_log",
-    ] {
-        cluster.create_topic(topic, 1, 1).expect("create topic");
-    }
-    let brokers = cluster.bootstrap_servers();
+    ]);
     let registry = Registry::start();
     let order_id = registry.register_protobuf("orders-value", ORDER);
     let all_types_id = registry.register_protobuf("all_types-value", ALL_TYPES);
@@ -2025,17 +1729,7 @@ async fn kafka_protobuf_from_an_outside_producer() {
         .await
         .expect("produce");
     }
-    for (key, value) in &records {
-        p.send(
-            FutureRecord::to("orders")
-                .key(*key)
-                .payload(value)
-                .partition(0),
-            Duration::from_secs(10),
-        )
-        .await
-        .expect("produce");
-    }
+    produce_keyed(&p, "orders", &records).await;
 
     let (_server, client) = start_with_registry(&registry, &["--kafka-brokers", &brokers]).await;
     exec(
@@ -2144,23 +1838,7 @@ async fn kafka_protobuf_from_an_outside_producer() {
     let bad = ["1", "3", "5", "6"];
     let (csas, _, _) = query_of(&client, "BIG_ORDERS").await;
     let (ctas, _, _) = query_of(&client, "SPEND").await;
-    let deadline = Instant::now() + WAIT;
-    let log = loop {
-        let rows = query(
-            &client,
-            "SELECT query_id, topic, partition, offset, error, record FROM RILL_PROCESSING_LOG;",
-        )
-        .await;
-        let log: Vec<Vec<String>> = plain(&rows)
-            .into_iter()
-            .map(|r| r.into_iter().map(str::to_string).collect())
-            .collect();
-        let of = |q: &str| log.iter().filter(|r| r[0] == q).count();
-        if (of(&csas) >= bad.len() && of(&ctas) >= bad.len()) || Instant::now() > deadline {
-            break log;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let log = processing_log(&client, &[&csas, &ctas], bad.len()).await;
     for q in [&csas, &ctas] {
         let mut offsets: Vec<(&str, &str, &str)> = log
             .iter()
@@ -2218,7 +1896,7 @@ async fn kafka_protobuf_from_an_outside_producer() {
     )
     .await;
     assert_eq!(plain(&rows), vec![vec!["1", "20.05"]]);
-    let source = consume_raw(&brokers, "orders", records.len() + 1);
+    let source = consume_raw(&brokers, "orders", 0, records.len() + 1);
     assert_eq!(
         source.len(),
         records.len() + 1,
@@ -2257,7 +1935,7 @@ async fn kafka_protobuf_from_an_outside_producer() {
         ]),
         "{out_schema}"
     );
-    let out = consume_raw(&brokers, "BIG_ORDERS", 3);
+    let out = consume_raw(&brokers, "BIG_ORDERS", 0, 3);
     type Decoded = (Option<Vec<u8>>, (u32, Vec<i64>, Json));
     let decoded: Vec<Decoded> = out
         .iter()
@@ -2341,60 +2019,21 @@ message Meta {
 /// compiled the schema rill registered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confluent_python_serializers_interoperate() {
-    let probe = Command::new("python3")
-        .args([
-            "-W",
-            "ignore",
-            "-c",
-            "import grpc_tools.protoc; \
-             from confluent_kafka.schema_registry.protobuf import ProtobufSerializer, ProtobufDeserializer",
-        ])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => {
-            eprintln!(
-                "skipping: confluent_kafka's Protobuf serializers or grpcio-tools do not import (.ci/run installs them): {}",
-                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or_default()
-            );
-            return;
-        }
-        Err(e) => {
-            eprintln!("skipping: python3 cannot run: {e}");
-            return;
-        }
+    if !python_imports(
+        PYTHON_FLAGS,
+        "import grpc_tools.protoc; \
+         from confluent_kafka.schema_registry.protobuf import ProtobufSerializer, ProtobufDeserializer",
+        "confluent_kafka's Protobuf serializers or grpcio-tools",
+    ) {
+        return;
     }
-    let script = workspace_root().join("tests/scripts/protobuf_interop.py");
     let dir = tempfile::Builder::new()
         .prefix("rill-protobuf-interop-")
         .tempdir()
         .expect("temp dir");
-    let cluster = MockCluster::new(1).expect("mock cluster");
-    for topic in ["payments", "PAYMENTS_OUT", "rill_processing_log"] {
-        cluster.create_topic(topic, 1, 1).expect("create topic");
-    }
-    let brokers = cluster.bootstrap_servers();
+    let (_cluster, brokers) = mock_cluster(&["payments", "PAYMENTS_OUT", "rill_processing_log"]);
     let registry = Registry::start();
-    let python = |args: &[&str]| -> Vec<Json> {
-        let out = Command::new("python3")
-            .args(["-W", "ignore"])
-            .arg(&script)
-            .args(args)
-            .output()
-            .expect("run protobuf_interop.py");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "protobuf_interop.py {args:?} failed with {}\nstdout:\n{stdout}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        stdout
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("line {l:?}: {e}")))
-            .collect()
-    };
+    let python = |args: &[&str]| run_python(PYTHON_FLAGS, "protobuf_interop.py", args);
     // Registers `text` as protobuf's serialized form of schema `id` too.
     let give_serialized_form = |id: u32, text: &str, file: &str| -> String {
         let path = dir.path().join(file);
