@@ -122,8 +122,8 @@ pub(super) fn create_source(
     let (topic, mut format) = bind_source_format(&c)?;
     let inferred = infer_columns(engine, &c, &topic, &mut format)?;
     let mut desc = bind_create_source(&c, &inferred)?;
-    desc.format.key_schema_id = format.key_schema_id;
-    desc.format.value_schema_id = format.value_schema_id;
+    // The same formats, now with the ids of the schemas inferred from.
+    desc.format = format;
     register_schemas(engine, &mut desc)?;
     engine.codec(&desc)?;
     let mut batch = WriteBatch::new();

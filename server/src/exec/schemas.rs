@@ -86,8 +86,7 @@ pub(super) fn register_schemas(engine: &Engine, rel: &mut RelationDesc) -> Resul
     }
     let value_kind = FormatKind::parse(&rel.format.value_format)?;
     if value_kind.uses_registry() && rel.format.value_schema_id.is_none() {
-        let (_, value_options) = Sides::options(rel, None)?;
-        let wrap = value_options.wrap_single_value || sides.value.len() != 1;
+        let wrap = rel.format.wrap_single_value.unwrap_or(true) || sides.value.len() != 1;
         let schema = registry_schema(value_kind, &sides.value, wrap)?;
         let id = registry(engine, value_kind)?.register(&subject(&rel.topic, false), &schema)?;
         rel.format.value_schema_id = Some(id);

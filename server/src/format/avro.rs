@@ -759,12 +759,7 @@ fn to_union(v: &Value, t: &DataType, u: &UnionSchema) -> Result<Avro, FormatErro
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn cols(c: &[(&str, DataType)]) -> Vec<(String, DataType)> {
-        c.iter()
-            .map(|(n, t)| ((*n).to_owned(), t.clone()))
-            .collect()
-    }
+    use crate::format::cols;
 
     fn every_type() -> Vec<(String, DataType)> {
         cols(&[

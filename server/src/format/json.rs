@@ -1055,13 +1055,8 @@ mod tests {
     use std::str::FromStr;
 
     use super::*;
+    use crate::format::cols;
     use crate::format::{Decoder, Encoder};
-
-    fn cols(c: &[(&str, DataType)]) -> Vec<(String, DataType)> {
-        c.iter()
-            .map(|(n, t)| ((*n).to_owned(), t.clone()))
-            .collect()
-    }
 
     fn decode_with(
         columns: &[(String, DataType)],

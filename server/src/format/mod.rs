@@ -580,6 +580,14 @@ pub fn registry_schema(
     Ok(registry::RawSchema { schema_type, text })
 }
 
+/// `(name, type)` columns from literals, for the format tests.
+#[cfg(test)]
+pub(crate) fn cols(c: &[(&str, DataType)]) -> Vec<(String, DataType)> {
+    c.iter()
+        .map(|(n, t)| ((*n).to_owned(), t.clone()))
+        .collect()
+}
+
 fn check_none(columns: &[(String, DataType)]) -> Result<(), FormatError> {
     if columns.is_empty() {
         Ok(())
@@ -598,12 +606,6 @@ fn check_none(columns: &[(String, DataType)]) -> Result<(), FormatError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn cols(c: &[(&str, DataType)]) -> Vec<(String, DataType)> {
-        c.iter()
-            .map(|(n, t)| ((*n).to_owned(), t.clone()))
-            .collect()
-    }
 
     #[test]
     fn format_names_parse_case_insensitively() {

@@ -169,6 +169,20 @@ fn kind_type(kind: &Kind, f: &FieldDescriptor, depth: usize) -> Result<DataType,
 /// `ConnectDefault1` (as ksqlDB names it) with one field per column, in
 /// order, nested structs as further messages.
 pub fn schema_of(columns: &[(String, DataType)]) -> Result<String, FormatError> {
+    let raw = RawSchema {
+        schema_type: SchemaType::Protobuf,
+        text: proto_text(columns)?,
+    };
+    compile(&raw).map_err(|e| FormatError::UnsupportedColumns {
+        format: FormatKind::Protobuf,
+        reason: format!("cannot hold these columns: {e}"),
+    })?;
+    Ok(raw.text)
+}
+
+/// The `.proto` text of [`schema_of`], not compiled; refuses the column
+/// types protobuf cannot hold.
+fn proto_text(columns: &[(String, DataType)]) -> Result<String, FormatError> {
     let mut messages = Vec::new();
     let mut imports_timestamp = false;
     message_text(columns, &mut messages, &mut imports_timestamp)?;
@@ -179,15 +193,7 @@ pub fn schema_of(columns: &[(String, DataType)]) -> Result<String, FormatError> 
     for m in messages {
         out.push_str(&m);
     }
-    let raw = RawSchema {
-        schema_type: SchemaType::Protobuf,
-        text: out,
-    };
-    compile(&raw).map_err(|e| FormatError::UnsupportedColumns {
-        format: FormatKind::Protobuf,
-        reason: format!("cannot hold these columns: {e}"),
-    })?;
-    Ok(raw.text)
+    Ok(out)
 }
 
 /// Appends the message for `fields` (and those it nests) to `messages`;
@@ -372,7 +378,8 @@ impl ProtobufDecoder {
         columns: &[(String, DataType)],
         registry: Arc<SchemaRegistry>,
     ) -> Result<ProtobufDecoder, FormatError> {
-        schema_of(columns)?;
+        // Refuses what protobuf cannot hold, without compiling anything.
+        proto_text(columns)?;
         Ok(ProtobufDecoder {
             columns: columns.to_vec(),
             registry,
@@ -747,12 +754,7 @@ fn kind_to_proto(v: &Value, kind: &Kind, t: &DataType) -> Result<Option<Proto>, 
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    fn cols(c: &[(&str, DataType)]) -> Vec<(String, DataType)> {
-        c.iter()
-            .map(|(n, t)| ((*n).to_owned(), t.clone()))
-            .collect()
-    }
+    use crate::format::cols;
 
     fn raw(text: &str) -> RawSchema {
         RawSchema {
