@@ -298,7 +298,12 @@ impl Aggregate {
             .max()
             .unwrap_or(time)
             .max(time);
-        if end < self.stream_time.saturating_sub(self.grace) {
+        // An old record may join an open session where it already reaches
+        // (from its start to its last event plus the gap), but not start a
+        // session or move one's start earlier: that could revive a session
+        // that closed (and, with EMIT FINAL, was final) at the same start.
+        let moves_start = overlapping.first().is_none_or(|w| time < w.0);
+        if moves_start && time < self.stream_time.saturating_sub(self.grace) {
             metrics.late_drops += 1;
             return;
         }

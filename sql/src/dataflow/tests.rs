@@ -636,7 +636,7 @@ fn session_windows() {
             state_size: 1,
         },
         Case {
-            name: "a row is late when its merged session ends before stream time - grace",
+            name: "a row older than stream time - grace is late unless an open session reaches it",
             operators: || count_sum(session(1000, Some(500)), false),
             key_len: 2,
             batches: &[
@@ -657,6 +657,25 @@ fn session_windows() {
             ],
             late_drops: 2,
             state_size: 3,
+        },
+        Case {
+            name: "an old row cannot move a session's start onto a closed session",
+            operators: || count_sum(session(1000, Some(0)), false),
+            key_len: 2,
+            batches: &[
+                ("+ a 1 @0", "+ a 0 0 1 1"),
+                // Stream time 1001 closes [0, 0].
+                ("+ a 1 @1001", "+ a 1001 1001 1 1"),
+                ("+ a 1 @1100", "- a 1001 1001 1 1; + a 1001 1100 2 2"),
+                // Within the gap before 1001, but older than 1100 - 0:
+                // accepting it would let the next row restart a session at 0.
+                ("+ a 1 @1", ""),
+                ("+ a 1 @0", ""),
+                // Inside the open session: accepted although old.
+                ("+ a 1 @1050", "- a 1001 1100 2 2; + a 1001 1100 3 3"),
+            ],
+            late_drops: 2,
+            state_size: 1,
         },
     ]);
 }
