@@ -37,6 +37,15 @@ pub struct Config {
     /// (they also commit whenever their input is drained).
     #[arg(long, env = "RILL_COMMIT_INTERVAL_MS", default_value_t = 100)]
     pub commit_interval_ms: u64,
+
+    /// Embedded log: size at which a partition starts a new segment file
+    /// (retention deletes whole segments), in bytes.
+    #[arg(long, env = "RILL_LOG_SEGMENT_BYTES", default_value_t = 64 << 20)]
+    pub log_segment_bytes: u64,
+
+    /// Embedded log: how often topics' retention is applied, in ms.
+    #[arg(long, env = "RILL_LOG_RETENTION_CHECK_MS", default_value_t = 60_000)]
+    pub log_retention_check_ms: u64,
 }
 
 impl Config {

@@ -10,5 +10,5 @@ pub mod log;
 pub mod store;
 
 pub use error::{Result, StorageError};
-pub use log::{Log, LogOptions, Record, RecordRef};
+pub use log::{Log, LogOptions, Record, RecordRef, Retention};
 pub use store::{Store, WriteBatch};

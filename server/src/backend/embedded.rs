@@ -8,10 +8,10 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, SystemTime};
 
-use rill_storage::{Log, Record, RecordRef, Result};
+use rill_storage::{Log, LogOptions, Record, RecordRef, Result};
 use tracing::warn;
 
 use super::{LogBackend, TopicSpec};
@@ -23,11 +23,32 @@ pub struct EmbeddedLog {
 }
 
 impl EmbeddedLog {
-    pub fn open(dir: &Path) -> Result<EmbeddedLog> {
-        Ok(EmbeddedLog {
-            log: Log::open(dir)?,
+    /// Opens the log under `dir` and starts a thread that applies topics'
+    /// retention every `retention_check` (it ends with the log).
+    pub fn open(
+        dir: &Path,
+        segment_bytes: u64,
+        retention_check: Duration,
+    ) -> Result<Arc<EmbeddedLog>> {
+        let log = Arc::new(EmbeddedLog {
+            log: Log::open_with(dir, LogOptions { segment_bytes })?,
             committed: Mutex::new(HashMap::new()),
-        })
+        });
+        let weak = Arc::downgrade(&log);
+        let spawned = std::thread::Builder::new()
+            .name("log-retention".into())
+            .spawn(move || retention_loop(&weak, retention_check));
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start the log retention thread: topics keep every record");
+        }
+        Ok(log)
+    }
+
+    /// Deletes what topics' retention no longer keeps, never records that
+    /// are not committed yet.
+    fn apply_retention(&self) -> Result<u64> {
+        self.log
+            .apply_retention(SystemTime::now(), |t, p| self.committed_end(t, p))
     }
 
     fn committed(&self) -> MutexGuard<'_, HashMap<(String, u32), u64>> {
@@ -46,7 +67,8 @@ impl EmbeddedLog {
 
 impl LogBackend for EmbeddedLog {
     fn create_topic(&self, name: &str, spec: &TopicSpec) -> Result<()> {
-        self.log.create_topic(name, spec.partitions)
+        self.log
+            .create_topic_with(name, spec.partitions, spec.retention)
     }
 
     fn topic_partitions(&self, name: &str) -> Option<u32> {
@@ -89,6 +111,15 @@ impl LogBackend for EmbeddedLog {
         self.log.read(topic, partition, from, max, out)?;
         let keep = out[start..].partition_point(|r| r.offset < end);
         out.truncate(start + keep);
+        if let Some(first) = out.get(start).filter(|r| r.offset > from) {
+            warn!(
+                topic,
+                partition,
+                from,
+                to = first.offset,
+                "records deleted by the topic's retention before they were read: skipped"
+            );
+        }
         Ok(())
     }
 
@@ -138,5 +169,17 @@ impl LogBackend for EmbeddedLog {
 
     fn name(&self) -> &'static str {
         "embedded"
+    }
+}
+
+fn retention_loop(log: &Weak<EmbeddedLog>, every: Duration) {
+    loop {
+        std::thread::sleep(every);
+        let Some(log) = log.upgrade() else {
+            return;
+        };
+        if let Err(e) = log.apply_retention() {
+            warn!(error = %e, "log retention failed; trying again later");
+        }
     }
 }

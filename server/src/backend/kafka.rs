@@ -36,7 +36,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use rill_storage::log::validate_topic_name;
-use rill_storage::{Record, RecordRef, Result, StorageError};
+use rill_storage::{Record, RecordRef, Result, Retention, StorageError};
 use tracing::{debug, info, warn};
 
 use super::{LogBackend, TopicSpec};
@@ -787,8 +787,21 @@ impl LogBackend for KafkaLog {
         // -1 asks the cluster for its `default.replication.factor`.
         let replicas = spec.replicas.map_or(-1, i32::from);
         let mut new_topic = NewTopic::new(name, count, TopicReplication::Fixed(replicas));
+        let limited = spec.retention != Retention::default();
         if spec.compacted {
-            new_topic = new_topic.set("cleanup.policy", "compact");
+            let policy = if limited { "compact,delete" } else { "compact" };
+            new_topic = new_topic.set("cleanup.policy", policy);
+        }
+        let retention_ms = spec
+            .retention
+            .ms
+            .map_or("-1".to_string(), |ms| ms.to_string());
+        let retention_bytes = spec.retention.bytes.map(|b| b.to_string());
+        if !spec.compacted || spec.retention.ms.is_some() {
+            new_topic = new_topic.set("retention.ms", &retention_ms);
+        }
+        if let Some(bytes) = &retention_bytes {
+            new_topic = new_topic.set("retention.bytes", bytes);
         }
         let outcome = block_on(
             self.admin
@@ -1138,6 +1151,7 @@ mod tests {
             partitions,
             replicas: Some(1),
             compacted: false,
+            retention: Retention::default(),
         }
     }
 

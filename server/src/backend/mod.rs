@@ -8,7 +8,11 @@ pub mod kafka;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rill_storage::{Record, RecordRef, Result};
+use rill_storage::{Record, RecordRef, Result, Retention};
+
+/// Retention of a stream's topic when RETENTION_MS is not given (Kafka's
+/// and ksqlDB's default: 7 days).
+pub const STREAM_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// How to lay out a topic that rill creates.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,6 +24,9 @@ pub struct TopicSpec {
     /// A table's changelog: Kafka keeps the latest record per key. The
     /// embedded log keeps every record either way.
     pub compacted: bool,
+    /// How long (and how much) the topic keeps; for a compacted topic, the
+    /// limit on top of compaction.
+    pub retention: Retention,
 }
 
 /// Topics of partitioned, offset-addressed records.

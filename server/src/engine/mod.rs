@@ -6,17 +6,17 @@ pub mod catalog;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rill_sql::catalog::{ColumnDesc, FormatSpec, RelationDesc};
 use rill_sql::parser::RelationKind;
 use rill_sql::DataType;
-use rill_storage::{keys, Store, WriteBatch};
+use rill_storage::{keys, Retention, Store, WriteBatch};
 use tracing::{info, warn};
 
 use crate::backend::embedded::EmbeddedLog;
 use crate::backend::kafka::KafkaLog;
-use crate::backend::{LogBackend, TopicSpec};
+use crate::backend::{LogBackend, TopicSpec, STREAM_RETENTION_MS};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::SchemaRegistry;
@@ -98,7 +98,11 @@ impl Engine {
         let store = Store::open(&config.data_dir)?;
         let log: Arc<dyn LogBackend> = match &config.kafka_brokers {
             Some(brokers) => Arc::new(KafkaLog::connect(brokers, &config.kafka_config)?),
-            None => Arc::new(EmbeddedLog::open(&config.data_dir)?),
+            None => EmbeddedLog::open(
+                &config.data_dir,
+                config.log_segment_bytes,
+                Duration::from_millis(config.log_retention_check_ms.max(1)),
+            )?,
         };
 
         // Records past the committed end were never acknowledged (an INSERT
@@ -129,6 +133,10 @@ impl Engine {
                 partitions: 1,
                 replicas: None,
                 compacted: false,
+                retention: Retention {
+                    ms: Some(STREAM_RETENTION_MS),
+                    bytes: None,
+                },
             };
             if let Err(e) = log.create_topic(&desc.topic, &spec) {
                 warn!(topic = %desc.topic, error = %e, "cannot create the processing log topic: bad records will only be counted");

@@ -3,17 +3,17 @@
 use std::sync::Arc;
 
 use rill_sql::binder::{
-    bind_create_source, bind_source_format, bind_topic_properties, TopicProperties,
+    bind_create_source, bind_source_format, bind_topic_properties, Limit, TopicProperties,
 };
 use rill_sql::catalog::RelationDesc;
 use rill_sql::parser::{CreateSource, RelationKind};
 use rill_sql::BindError;
-use rill_storage::{keys, WriteBatch};
+use rill_storage::{keys, Retention, WriteBatch};
 use tracing::info;
 
 use super::schemas::{infer_columns, register_schemas};
 use super::Output;
-use crate::backend::TopicSpec;
+use crate::backend::{TopicSpec, STREAM_RETENTION_MS};
 use crate::engine::{lock, CatalogEntry, Engine, QueryDesc, QueryKind};
 use crate::error::{Error, Result};
 use crate::session::Session;
@@ -41,13 +41,26 @@ fn refuse_if_read(catalog: &crate::engine::Catalog, name: &str, what: &str) -> R
     })
 }
 
+/// What a topic rill creates is for, which decides its default retention.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum TopicUse {
+    /// A stream's records: kept for [`STREAM_RETENTION_MS`].
+    Stream,
+    /// A table's changelog: compacted, kept forever; a windowed table's
+    /// for the given time (its windows' retention plus a day, as Kafka
+    /// Streams keeps windowed changelogs).
+    Changelog { retention_ms: Option<u64> },
+}
+
 /// Creates the topic if it is missing and `layout` says how many
-/// partitions it gets; returns its partition count.
+/// partitions it gets; returns its partition count. The retention in
+/// `layout` applies to a topic created here; an existing topic keeps its
+/// own (as in ksqlDB).
 pub(super) fn ensure_topic(
     engine: &Engine,
     topic: &str,
     layout: TopicProperties,
-    changelog: bool,
+    topic_use: TopicUse,
 ) -> Result<u32> {
     match (engine.log.topic_partitions(topic), layout.partitions) {
         (Some(n), Some(want)) if want != n => Err(Error::Invalid(format!(
@@ -59,12 +72,21 @@ pub(super) fn ensure_topic(
              in the WITH clause, e.g. WITH (kafka_topic='{topic}', partitions=1)"
         ))),
         (None, Some(partitions)) => {
+            let (compacted, default_ms) = match topic_use {
+                TopicUse::Stream => (false, Some(STREAM_RETENTION_MS)),
+                TopicUse::Changelog { retention_ms } => (true, retention_ms),
+            };
+            let retention = Retention {
+                ms: layout.retention_ms.map_or(default_ms, Limit::value),
+                bytes: layout.retention_bytes.and_then(Limit::value),
+            };
             engine.log.create_topic(
                 topic,
                 &TopicSpec {
                     partitions,
                     replicas: layout.replicas,
-                    compacted: changelog,
+                    compacted,
+                    retention,
                 },
             )?;
             Ok(partitions)
@@ -151,7 +173,10 @@ pub(super) fn create_source(
         engine,
         &desc.topic,
         bind_topic_properties(&c.properties)?,
-        desc.kind == RelationKind::Table,
+        match desc.kind {
+            RelationKind::Stream => TopicUse::Stream,
+            RelationKind::Table => TopicUse::Changelog { retention_ms: None },
+        },
     )?;
     let kind = desc.kind;
     let name = desc.name.clone();

@@ -11,12 +11,16 @@ use rill_sql::{BindError, DataType};
 use rill_storage::WriteBatch;
 use tracing::info;
 
-use super::ddl::{ensure_topic, initial_offsets, remove_query};
+use super::ddl::{ensure_topic, initial_offsets, remove_query, TopicUse};
 use super::schemas::register_schemas;
 use super::Output;
 use crate::engine::{lock, Catalog, CatalogEntry, Engine, QueryDesc, QueryKind};
 use crate::error::{Error, Result};
 use crate::session::Session;
+
+/// Kafka Streams keeps a windowed changelog this much longer than the
+/// windows themselves.
+const DAY_MS: u64 = 24 * 3600 * 1000;
 
 fn source_of(bound: &BoundQuery) -> Result<RelationDesc> {
     bound
@@ -134,7 +138,16 @@ pub(super) fn create_as(
     let mut sink = sink;
     register_schemas(engine, &mut sink)?;
     engine.codec(&sink)?;
-    sink.partitions = ensure_topic(engine, &topic, layout, c.kind == RelationKind::Table)?;
+    let topic_use = match c.kind {
+        RelationKind::Stream => TopicUse::Stream,
+        RelationKind::Table => TopicUse::Changelog {
+            retention_ms: sink
+                .retention_ms
+                .and_then(|r| u64::try_from(r).ok())
+                .map(|r| r.saturating_add(DAY_MS)),
+        },
+    };
+    sink.partitions = ensure_topic(engine, &topic, layout, topic_use)?;
     let desc = QueryDesc {
         id: id.clone(),
         kind: if c.kind == RelationKind::Stream {

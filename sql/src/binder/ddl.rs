@@ -20,7 +20,7 @@ const RESERVED: [&str; 5] = [
     "WINDOWEND",
 ];
 
-const SOURCE_PROPS: [&str; 13] = [
+const SOURCE_PROPS: [&str; 14] = [
     "KAFKA_TOPIC",
     "VALUE_FORMAT",
     "KEY_FORMAT",
@@ -32,6 +32,7 @@ const SOURCE_PROPS: [&str; 13] = [
     "VALUE_DELIMITER",
     "WRAP_SINGLE_VALUE",
     "RETENTION_MS",
+    "RETENTION_BYTES",
     "KEY_SCHEMA_ID",
     "VALUE_SCHEMA_ID",
 ];
@@ -65,16 +66,50 @@ fn positive_int(props: &Properties, name: &str) -> Result<Option<u32>, BindError
     }
 }
 
-/// How a topic rill creates is laid out: `PARTITIONS` and `REPLICAS` of a
-/// WITH clause, when given.
+/// A retention limit of a WITH clause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `-1`, as in Kafka.
+    Unlimited,
+    At(u64),
+}
+
+impl Limit {
+    pub fn value(self) -> Option<u64> {
+        match self {
+            Limit::Unlimited => None,
+            Limit::At(n) => Some(n),
+        }
+    }
+}
+
+/// How a topic rill creates is laid out: `PARTITIONS`, `REPLICAS`,
+/// `RETENTION_MS` and `RETENTION_BYTES` of a WITH clause, when given.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TopicProperties {
     pub partitions: Option<u32>,
     /// `None`: the cluster's default replication factor.
     pub replicas: Option<u16>,
+    /// `None`: the default for the kind of topic.
+    pub retention_ms: Option<Limit>,
+    pub retention_bytes: Option<Limit>,
 }
 
-/// Reads `PARTITIONS` and `REPLICAS` from a WITH clause.
+fn limit(props: &Properties, name: &str) -> Result<Option<Limit>, BindError> {
+    let Some(v) = prop(props, name) else {
+        return Ok(None);
+    };
+    match v.as_text().parse::<i64>() {
+        Ok(-1) => Ok(Some(Limit::Unlimited)),
+        Ok(n) if n > 0 => Ok(Some(Limit::At(n.unsigned_abs()))),
+        _ => Err(BindError::Invalid(format!(
+            "{name} must be a positive integer or -1 (no limit), found {}",
+            v.as_text()
+        ))),
+    }
+}
+
+/// Reads `PARTITIONS`, `REPLICAS` and the retention from a WITH clause.
 pub fn bind_topic_properties(props: &Properties) -> Result<TopicProperties, BindError> {
     let replicas = match positive_int(props, "REPLICAS")? {
         None => None,
@@ -85,6 +120,8 @@ pub fn bind_topic_properties(props: &Properties) -> Result<TopicProperties, Bind
     Ok(TopicProperties {
         partitions: positive_int(props, "PARTITIONS")?,
         replicas,
+        retention_ms: limit(props, "RETENTION_MS")?,
+        retention_bytes: limit(props, "RETENTION_BYTES")?,
     })
 }
 
@@ -297,6 +334,7 @@ pub fn sink_properties(
             "VALUE_DELIMITER",
             "WRAP_SINGLE_VALUE",
             "RETENTION_MS",
+            "RETENTION_BYTES",
         ],
     )?;
     let mut format = format_spec(&c.properties, &source_format.key_format)?;

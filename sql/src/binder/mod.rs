@@ -12,7 +12,7 @@ mod types;
 
 pub use ddl::{
     bind_create_source, bind_insert_values, bind_source_format, bind_topic_properties,
-    sink_properties, BoundInsert, SinkProperties, TopicProperties,
+    sink_properties, BoundInsert, Limit, SinkProperties, TopicProperties,
 };
 pub use expr::{AggCall, Scope};
 pub use query::{bind_select, SelectMode};

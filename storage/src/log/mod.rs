@@ -36,8 +36,8 @@ use signal::AppendSignal;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogOptions {
     /// Size at which a partition starts a new segment file. Bigger segments
-    /// mean fewer files; smaller ones make truncation and (future) retention
-    /// finer grained. A batch is never split, so a segment can exceed this
+    /// mean fewer files; smaller ones make truncation and retention finer
+    /// grained. A batch is never split, so a segment can exceed this
     /// by one batch.
     pub segment_bytes: u64,
 }
@@ -55,7 +55,27 @@ impl Default for LogOptions {
 /// leftovers are removed at open.
 const SCRATCH_PREFIX: char = '~';
 
+/// How long a topic keeps records, as Kafka's `retention.ms` and
+/// `retention.bytes` (per partition): whole segments other than the one
+/// being written are deleted, oldest first, once they are older than `ms`
+/// (by the time of their last append) or the partition is larger than
+/// `bytes` without them. `None`: no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Retention {
+    pub ms: Option<u64>,
+    pub bytes: Option<u64>,
+}
+
+/// A topic's settings, kept in `<topic>/topic.json`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct TopicConfig {
+    retention: Retention,
+}
+
+const TOPIC_CONFIG_FILE: &str = "topic.json";
+
 struct Topic {
+    config: TopicConfig,
     partitions: Vec<Arc<Partition>>,
 }
 
@@ -200,6 +220,17 @@ impl Log {
     /// Creation is atomic on disk: the topic is built in a scratch directory
     /// and renamed into place.
     pub fn create_topic(&self, name: &str, partitions: u32) -> Result<()> {
+        self.create_topic_with(name, partitions, Retention::default())
+    }
+
+    /// [`Log::create_topic`] with a retention for a new topic (an existing
+    /// topic keeps its own).
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: u32,
+        retention: Retention,
+    ) -> Result<()> {
         validate_topic_name(name)?;
         if partitions == 0 {
             return Err(StorageError::InvalidArgument(format!(
@@ -228,14 +259,51 @@ impl Log {
             segment::Segment::create(&dir, 0)?;
             segment::sync_dir(&dir)?;
         }
+        let config = TopicConfig { retention };
+        let path = scratch.join(TOPIC_CONFIG_FILE);
+        let bytes = serde_json::to_vec(&config)
+            .map_err(|e| StorageError::Internal(format!("topic config: {e}")))?;
+        std::fs::write(&path, bytes).map_err(|e| StorageError::io(&path, e))?;
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| StorageError::io(&path, e))?;
         segment::sync_dir(&scratch)?;
         let dir = self.root.join(name);
         std::fs::rename(&scratch, &dir).map_err(|e| StorageError::io(&dir, e))?;
         segment::sync_dir(&self.root)?;
         let topic = load_topic(name, &dir, self.options)?;
         topics.insert(name.to_string(), Arc::new(topic));
-        tracing::info!(topic = name, partitions, "topic created");
+        tracing::info!(topic = name, partitions, ?retention, "topic created");
         Ok(())
+    }
+
+    /// The retention of `name`, `None` if the topic does not exist.
+    pub fn topic_retention(&self, name: &str) -> Option<Retention> {
+        self.read_topics().get(name).map(|t| t.config.retention)
+    }
+
+    /// Deletes what retention no longer keeps in every partition (see
+    /// [`Retention`]), never records at or past `committed(topic,
+    /// partition)`. Returns the number of records deleted. Readers at a
+    /// deleted offset continue from the new start offset.
+    pub fn apply_retention(
+        &self,
+        now: std::time::SystemTime,
+        committed: impl Fn(&str, u32) -> u64,
+    ) -> Result<u64> {
+        let topics: Vec<(String, Arc<Topic>)> = self
+            .read_topics()
+            .iter()
+            .map(|(n, t)| (n.clone(), Arc::clone(t)))
+            .collect();
+        let mut deleted = 0;
+        for (name, topic) in topics {
+            for (p, partition) in (0u32..).zip(&topic.partitions) {
+                let below = committed(&name, p);
+                deleted += partition.apply_retention(topic.config.retention, now, below)?;
+            }
+        }
+        Ok(deleted)
     }
 
     /// The partition count of `name`, `None` if the topic does not exist.
@@ -387,6 +455,9 @@ fn load_topic(name: &str, dir: &Path, options: LogOptions) -> Result<Topic> {
     for entry in entries {
         let entry = entry.map_err(|e| StorageError::io(dir, e))?;
         let file_name = entry.file_name();
+        if file_name == TOPIC_CONFIG_FILE {
+            continue;
+        }
         match file_name.to_str().and_then(|n| n.parse::<u32>().ok()) {
             Some(id) if file_name.to_str() == Some(id.to_string().as_str()) => ids.push(id),
             _ => {
@@ -412,7 +483,16 @@ fn load_topic(name: &str, dir: &Path, options: LogOptions) -> Result<Topic> {
                 .map(Arc::new)
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Topic { partitions })
+    // Topics created before settings were kept have none: no retention.
+    let path = dir.join(TOPIC_CONFIG_FILE);
+    let config = match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            StorageError::corrupt(path.display().to_string(), format!("topic settings: {e}"))
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => TopicConfig::default(),
+        Err(e) => return Err(StorageError::io(&path, e)),
+    };
+    Ok(Topic { config, partitions })
 }
 
 #[cfg(test)]

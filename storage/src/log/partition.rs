@@ -3,7 +3,7 @@
 //!
 //! # Invariants
 //!
-//! - Appends, rolls and truncation are serialized by the writer mutex;
+//! - Appends, rolls, truncation and retention are serialized by the writer mutex;
 //!   readers never take it.
 //! - `view.end` is published only after the records below it are written
 //!   and their segment's length is published, so a reader bounded by a
@@ -19,9 +19,11 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
 
 use super::record::{self, FrameReader, Next, Record, RecordRef};
 use super::segment::{self, Segment, INDEX_INTERVAL, READ_CHUNK};
+use super::Retention;
 use crate::error::{Result, StorageError};
 
 /// Write buffers larger than this are released after use, so one huge batch
@@ -252,6 +254,79 @@ impl Partition {
         w.active = next;
         w.next_index_pos = 0;
         Ok(())
+    }
+
+    /// Deletes the oldest segments that `retention` no longer keeps: by age
+    /// (the segment's last append, its file's modification time, is more
+    /// than `retention.ms` before `now`) or by size (the partition stays
+    /// over `retention.bytes` without it), stopping at the first segment
+    /// kept. The active segment and any segment holding records at or past
+    /// `below` (not yet committed) are never deleted. Returns the number of
+    /// records deleted.
+    ///
+    /// Files go oldest first, so a crash midway leaves a shorter prefix
+    /// deleted, never a hole.
+    pub(crate) fn apply_retention(
+        &self,
+        retention: Retention,
+        now: SystemTime,
+        below: u64,
+    ) -> Result<u64> {
+        if retention == Retention::default() {
+            return Ok(0);
+        }
+        let _writer = self.lock_writer()?;
+        let old = self.snapshot();
+        let mut total: u64 = old.segments.iter().map(|s| s.len()).sum();
+        let mut dropped = 0;
+        for pair in old.segments.windows(2) {
+            let (seg, next_base) = (&pair[0], pair[1].base);
+            if next_base > below {
+                break;
+            }
+            let too_big = retention
+                .bytes
+                .is_some_and(|limit| total.saturating_sub(seg.len()) >= limit);
+            let too_old = match retention.ms {
+                Some(ms) => {
+                    let modified = seg
+                        .file
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .map_err(|e| StorageError::io(&seg.path, e))?;
+                    modified + Duration::from_millis(ms) < now
+                }
+                None => false,
+            };
+            if !too_big && !too_old {
+                break;
+            }
+            total -= seg.len();
+            dropped += 1;
+        }
+        if dropped == 0 {
+            return Ok(0);
+        }
+        let start = old.segments[dropped].base;
+        {
+            let mut view = plain_lock(&self.view);
+            view.segments = Arc::new(view.segments[dropped..].to_vec());
+        }
+        // Readers that took the old view finish on the unlinked files.
+        for seg in &old.segments[..dropped] {
+            std::fs::remove_file(&seg.path).map_err(|e| StorageError::io(&seg.path, e))?;
+        }
+        segment::sync_dir(&self.dir)?;
+        let deleted = start - old.segments[0].base;
+        tracing::info!(
+            topic = %self.topic,
+            partition = self.id,
+            segments = dropped,
+            records = deleted,
+            start,
+            "retention deleted old log segments"
+        );
+        Ok(deleted)
     }
 
     /// Makes every record below `upto` (clamped to the end) durable,

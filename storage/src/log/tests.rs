@@ -8,6 +8,7 @@ use proptest::prelude::*;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::sync::Barrier;
+use std::time::SystemTime;
 
 fn small() -> LogOptions {
     LogOptions {
@@ -560,6 +561,87 @@ fn an_appended_record_wakes_a_waiting_reader() {
     assert_eq!(log.wait_for_append(now, Duration::from_millis(1)), now);
 }
 
+fn retention(ms: Option<u64>, bytes: Option<u64>) -> Retention {
+    Retention { ms, bytes }
+}
+
+fn total_bytes(dir: &Path, topic: &str, p: u32) -> u64 {
+    segment_files(dir, topic, p)
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "seg"))
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum()
+}
+
+#[test]
+fn retention_by_size_deletes_the_oldest_segments_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let limit = 4096;
+    {
+        let log = Log::open_with(dir.path(), small()).unwrap();
+        log.create_topic_with("t", 1, retention(None, Some(limit)))
+            .unwrap();
+        log.create_topic("forever", 1).unwrap();
+        append_range(&log, "t", 0, 0, 1000, 5);
+        append_range(&log, "forever", 0, 0, 1000, 5);
+        let before = total_bytes(dir.path(), "t", 0);
+        let deleted = log
+            .apply_retention(SystemTime::now(), |_, _| u64::MAX)
+            .unwrap();
+        let start = log.start_offset("t", 0).unwrap();
+        assert_eq!(deleted, start);
+        assert!(start > 0, "something is deleted");
+        let after = total_bytes(dir.path(), "t", 0);
+        // Over the limit by less than one segment (a segment is ~1 KiB).
+        assert!(
+            after >= limit && after < limit + 2048,
+            "{before} -> {after}"
+        );
+        // Reads from a deleted offset start at the new start.
+        assert_values(&read_all(&log, "t", 0, 0), start, 1000);
+        assert_values(&read_all(&log, "t", 0, start + 3), start + 3, 1000);
+        assert_eq!(log.start_offset("forever", 0).unwrap(), 0);
+        assert_eq!(log.topic_retention("t"), Some(retention(None, Some(limit))));
+        append_range(&log, "t", 0, 1000, 1010, 5);
+    }
+    let log = Log::open_with(dir.path(), small()).unwrap();
+    assert_eq!(log.topic_retention("t"), Some(retention(None, Some(limit))));
+    assert_eq!(log.topic_retention("forever"), Some(Retention::default()));
+    let start = log.start_offset("t", 0).unwrap();
+    assert!(start > 0);
+    assert_values(&read_all(&log, "t", 0, 0), start, 1010);
+    assert_values(&read_all(&log, "forever", 0, 0), 0, 1000);
+}
+
+#[test]
+fn retention_by_age_keeps_the_active_segment_and_uncommitted_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open_with(dir.path(), small()).unwrap();
+    log.create_topic_with("t", 1, retention(Some(60_000), None))
+        .unwrap();
+    append_range(&log, "t", 0, 0, 500, 5);
+    let segments = segment_files(dir.path(), "t", 0).len();
+    assert!(segments > 3);
+    // Nothing is a minute old yet.
+    assert_eq!(
+        log.apply_retention(SystemTime::now(), |_, _| 500).unwrap(),
+        0
+    );
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    // Only what is committed (below 200) may go.
+    log.apply_retention(later, |_, _| 200).unwrap();
+    let start = log.start_offset("t", 0).unwrap();
+    assert!(start > 0 && start <= 200, "start {start}");
+    assert_values(&read_all(&log, "t", 0, 0), start, 500);
+    // Everything committed: all but the segment being written.
+    log.apply_retention(later, |_, _| 500).unwrap();
+    assert_eq!(segment_files(dir.path(), "t", 0).len(), 1);
+    let start = log.start_offset("t", 0).unwrap();
+    assert_values(&read_all(&log, "t", 0, 0), start, 500);
+    append_range(&log, "t", 0, 500, 520, 5);
+    assert_values(&read_all(&log, "t", 0, 0), start, 520);
+}
+
 /// A record to append in the model test: (key, value).
 type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
 
@@ -569,6 +651,8 @@ enum Op {
     Read(u32, u64, usize),
     Truncate(u32, u64),
     Sync(u32),
+    /// Apply the topic's size retention with everything committed.
+    Retain,
     Reopen,
 }
 
@@ -580,6 +664,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u32..2, 0u64..60, 1usize..20).prop_map(|(p, from, max)| Op::Read(p, from, max)),
         1 => (0u32..2, 0u64..60).prop_map(|(p, end)| Op::Truncate(p, end)),
         1 => (0u32..2).prop_map(Op::Sync),
+        1 => Just(Op::Retain),
         1 => Just(Op::Reopen),
     ]
 }
@@ -592,8 +677,10 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let options = LogOptions { segment_bytes: 512 };
         let mut log = Log::open_with(dir.path(), options).unwrap();
-        log.create_topic("t", 2).unwrap();
+        log.create_topic_with("t", 2, retention(None, Some(1500))).unwrap();
         let mut model: Vec<Vec<Record>> = vec![Vec::new(), Vec::new()];
+        // The first offset each partition still holds.
+        let mut starts = [0u64; 2];
         let mut clock = 0i64;
         for op in ops {
             match op {
@@ -620,13 +707,24 @@ proptest! {
                     let mut out = Vec::new();
                     log.read("t", p, from, max, &mut out).unwrap();
                     let part = &model[p as usize];
+                    let skip = from.max(starts[p as usize]) as usize;
                     let expected: Vec<Record> =
-                        part.iter().skip(from as usize).take(max).cloned().collect();
+                        part.iter().skip(skip).take(max).cloned().collect();
                     prop_assert_eq!(out, expected);
                 }
                 Op::Truncate(p, end) => {
                     log.truncate("t", p, end).unwrap();
                     model[p as usize].truncate(end as usize);
+                    let start = &mut starts[p as usize];
+                    *start = (*start).min(end);
+                }
+                Op::Retain => {
+                    log.apply_retention(SystemTime::now(), |_, _| u64::MAX).unwrap();
+                    for (p, start) in starts.iter_mut().enumerate() {
+                        let now = log.start_offset("t", p as u32).unwrap();
+                        prop_assert!(now >= *start && now <= model[p].len() as u64);
+                        *start = now;
+                    }
                 }
                 Op::Sync(p) => log.sync("t", p, u64::MAX).unwrap(),
                 Op::Reopen => {
@@ -636,8 +734,10 @@ proptest! {
             }
             for (p, part) in model.iter().enumerate() {
                 let p = p as u32;
+                let start = starts[p as usize];
                 prop_assert_eq!(log.end_offset("t", p).unwrap(), part.len() as u64);
-                prop_assert_eq!(&read_all(&log, "t", p, 0), part);
+                prop_assert_eq!(log.start_offset("t", p).unwrap(), start);
+                prop_assert_eq!(&read_all(&log, "t", p, 0), &part[start as usize..]);
             }
         }
     }
