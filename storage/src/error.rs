@@ -109,10 +109,14 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 
 impl StorageError {
     /// The Postgres error code a client should see, so drivers and tools can
-    /// tell a full disk (58030) from corruption (XX001) from a typo in a
-    /// topic name (42P01).
+    /// tell a full disk (53100) or another I/O failure (58030) from
+    /// corruption (XX001) from a typo in a topic name (42P01).
     pub fn sqlstate(&self) -> &'static str {
         match self {
+            // disk_full: the user can free space and retry.
+            StorageError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+                "53100"
+            }
             StorageError::Io { .. } => "58030",
             StorageError::Corrupt { .. } => "XX001",
             StorageError::UnknownTopic { .. } => "42P01",
@@ -164,8 +168,10 @@ mod tests {
 
     #[test]
     fn sqlstates_distinguish_what_the_user_can_fix() {
-        let io = StorageError::io("/x", std::io::Error::other("disk full"));
+        let io = StorageError::io("/x", std::io::Error::other("bad sector"));
         assert_eq!(io.sqlstate(), "58030");
+        let full = StorageError::io("/x", std::io::ErrorKind::StorageFull.into());
+        assert_eq!(full.sqlstate(), "53100");
         assert!(io.to_string().contains("\"/x\""));
         assert_eq!(StorageError::corrupt("f", "bad crc").sqlstate(), "XX001");
         let unknown = StorageError::UnknownTopic { topic: "t".into() };

@@ -149,6 +149,20 @@ impl LogBackend for EmbeddedLog {
         Ok(())
     }
 
+    fn discard_uncommitted(&self, topic: &str) -> Result<()> {
+        for partition in 0..self.log.topic_partitions(topic).unwrap_or(0) {
+            let end = self.committed_end(topic, partition);
+            if self.log.end_offset(topic, partition)? > end {
+                warn!(
+                    topic,
+                    partition, end, "discarding records of a failed commit"
+                );
+                self.log.truncate(topic, partition, end)?;
+            }
+        }
+        Ok(())
+    }
+
     fn publish_end(&self, topic: &str, partition: u32, end: u64) {
         let mut committed = self.committed();
         let slot = committed.entry((topic.to_string(), partition)).or_insert(0);

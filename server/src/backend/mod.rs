@@ -69,6 +69,14 @@ pub trait LogBackend: Send + Sync {
     /// A reader never sees a record that a crash could still cut away, so
     /// no query's state or offsets can count a record that recovery drops.
     fn publish_end(&self, topic: &str, partition: u32, end: u64);
+    /// After a commit failed: drops records appended to `topic` past its
+    /// committed ends, so the writer can retry without duplicating them.
+    /// The caller excludes other writers of the topic. A backend that
+    /// cannot cut a log back (Kafka) keeps them: its sinks are
+    /// at-least-once.
+    fn discard_uncommitted(&self, _topic: &str) -> Result<()> {
+        Ok(())
+    }
     /// A counter bumped by every append anywhere.
     fn appended(&self) -> u64;
     /// Blocks until `appended()` differs from `seen` or the timeout passes.

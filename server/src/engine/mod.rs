@@ -74,6 +74,9 @@ pub struct Engine {
     log_ends: Mutex<HashMap<(String, u32), u64>>,
     /// Serializes statements that change the catalog.
     pub ddl: Mutex<()>,
+    /// Per topic: INSERTs append under the read side, a query's commit
+    /// under the write side (see [`Engine::topic_writers`]).
+    writers: Mutex<HashMap<String, Arc<RwLock<()>>>>,
 }
 
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it
@@ -168,6 +171,7 @@ impl Engine {
             runtime: Runtime::default(),
             log_ends: Mutex::new(log_ends),
             ddl: Mutex::new(()),
+            writers: Mutex::new(HashMap::new()),
         });
         for q in queries {
             if let Err(e) = engine.runtime.start(&engine, q.clone()) {
@@ -216,6 +220,20 @@ impl Engine {
         }
         current.extend(updated);
         Ok(())
+    }
+
+    /// The lock that orders writers of `topic`. A query holds the write side
+    /// from its first append to its commit landing, so no other writer's
+    /// commit can publish an end past the query's records while they are
+    /// uncommitted, and a failed commit can cut them away
+    /// ([`LogBackend::discard_uncommitted`]). INSERTs share the read side:
+    /// they run concurrently (group commit), and an INSERT that fails after
+    /// appending has an unknown outcome, as after a crash.
+    pub fn topic_writers(&self, topic: &str) -> Arc<RwLock<()>> {
+        lock(&self.writers)
+            .entry(topic.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Forgets the committed ends of a deleted topic.

@@ -55,6 +55,8 @@ pub(super) fn insert_values(engine: &Arc<Engine>, ins: InsertValues) -> Result<O
             .or_default()
             .push((time, (key, value)));
     }
+    let writers = engine.topic_writers(&rel.topic);
+    let _shared = writers.read().unwrap_or_else(|p| p.into_inner());
     let mut ends = Vec::new();
     for (p, records) in &by_partition {
         let refs: Vec<RecordRef<'_>> = records

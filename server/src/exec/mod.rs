@@ -60,6 +60,7 @@ pub async fn execute(
             delete_topic,
         } => blocking(|| ddl::drop(engine, kind, &name, if_exists, delete_topic)),
         Statement::Terminate(id) => blocking(|| query::terminate(engine, id.as_deref())),
+        Statement::Restart(id) => blocking(|| query::restart(engine, &id)),
         Statement::Show { kind, extended } => show::show(engine, session, kind, extended),
         Statement::Describe { name, extended } => show::describe(engine, &name, extended),
         Statement::Explain(inner) => show::explain(engine, *inner),

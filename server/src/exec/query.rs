@@ -323,6 +323,24 @@ pub(super) fn insert_select(
     Ok(Output::Command("INSERT 0 0".into()))
 }
 
+/// `RESTART QUERY id`: stops the query (a running one commits first) and
+/// starts it again from its committed state and offsets, as a server
+/// restart would; after a query stopped with ERROR (a full disk, say) this
+/// resumes it without losing or repeating anything.
+pub(super) fn restart(engine: &Arc<Engine>, id: &str) -> Result<Output> {
+    let _ddl = lock(&engine.ddl);
+    let Some(desc) = engine.catalog().query(id).cloned() else {
+        return Err(Error::UnknownQuery(id.to_string()));
+    };
+    engine.runtime.stop(id);
+    if let Err(e) = engine.runtime.start(engine, desc) {
+        engine.runtime.record_failure(id, e.to_string());
+        return Err(e);
+    }
+    info!(query = id, "query restarted");
+    Ok(Output::Command("RESTART QUERY".into()))
+}
+
 pub(super) fn terminate(engine: &Arc<Engine>, id: Option<&str>) -> Result<Output> {
     let _ddl = lock(&engine.ddl);
     let mut catalog = engine.catalog();

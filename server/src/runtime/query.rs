@@ -1,7 +1,7 @@
 //! One persistent query's thread: read, process, commit, repeat.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
 use rill_sql::binder::{bind_select, SelectMode};
@@ -212,8 +212,45 @@ impl QueryTask {
         self.problems.apply(&mut changes);
     }
 
-    /// State, outputs and offsets in one atomic batch.
+    /// State, outputs and offsets in one atomic batch. Other writers of the
+    /// output topics wait until it lands; if it fails, what it appended is
+    /// cut away again, so a restarted query appends it once.
     fn commit(&mut self) -> Result<()> {
+        let sink_writers = self.sink.topic().map(|t| self.engine.topic_writers(t));
+        let _sink = sink_writers
+            .as_ref()
+            .map(|w| w.write().unwrap_or_else(PoisonError::into_inner));
+        let problems_writers = self
+            .problems
+            .has_pending()
+            .then(|| self.problems.topic().map(|t| self.engine.topic_writers(t)))
+            .flatten();
+        let _problems = problems_writers
+            .as_ref()
+            .map(|w| w.write().unwrap_or_else(PoisonError::into_inner));
+        let result = self.commit_locked();
+        if result.is_err() {
+            if let Some(topic) = self.sink.topic() {
+                self.discard(topic);
+            }
+            if problems_writers.is_some() {
+                if let Some(topic) = self.problems.topic() {
+                    self.discard(topic);
+                }
+            }
+        }
+        result
+    }
+
+    /// Cuts away what a failed commit appended to `topic` (its writer lock
+    /// is held).
+    fn discard(&self, topic: &str) {
+        if let Err(e) = self.engine.log.discard_uncommitted(topic) {
+            error!(query = %self.desc.id, topic, error = %e, "cannot discard the appends of a failed commit");
+        }
+    }
+
+    fn commit_locked(&mut self) -> Result<()> {
         let mut batch = WriteBatch::new();
         let mut writes = Vec::new();
         self.pipeline.drain_dirty(&mut writes);
@@ -229,7 +266,12 @@ impl QueryTask {
         // The processing log is best effort: a query never stops for it.
         match self.problems.flush(log, &self.engine.store, &mut batch) {
             Ok(e) => ends.extend(e),
-            Err(e) => warn!(query = %self.desc.id, error = %e, "processing log not written"),
+            Err(e) => {
+                warn!(query = %self.desc.id, error = %e, "processing log not written");
+                if let Some(topic) = self.problems.topic() {
+                    self.discard(topic);
+                }
+            }
         }
         for (p, off) in self.source.offsets.iter().enumerate() {
             batch.put(

@@ -74,6 +74,16 @@ impl Sink {
         })
     }
 
+    /// The topic this sink appends to (none for a source table).
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_ref().map(|(t, _)| t.as_str())
+    }
+
+    /// Whether a flush would append anything.
+    pub fn has_pending(&self) -> bool {
+        !self.records.is_empty() || !self.rows.is_empty()
+    }
+
     /// Takes output changes; returns how many rows they were. For a table,
     /// a retraction deletes the row's key and an insert upserts it, in
     /// order, so an update (retraction, then insert) leaves the new row.

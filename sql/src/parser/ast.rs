@@ -176,6 +176,8 @@ pub enum Statement {
     },
     /// `TERMINATE id`; `None` is `TERMINATE ALL`.
     Terminate(Option<String>),
+    /// `RESTART QUERY id`: starts a query again from its committed state.
+    Restart(String),
     Show {
         kind: ShowKind,
         extended: bool,

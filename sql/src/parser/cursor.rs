@@ -204,6 +204,9 @@ impl Cursor {
             } else {
                 Statement::Terminate(Some(self.query_id()?))
             }
+        } else if self.eat_word("RESTART") {
+            self.expect_word("QUERY")?;
+            Statement::Restart(self.query_id()?)
         } else if self.eat_word("SHOW") || self.eat_word("LIST") {
             self.parse_show()?
         } else if self.eat_word("DESCRIBE") {

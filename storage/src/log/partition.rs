@@ -214,7 +214,7 @@ impl Partition {
             record::encode(&mut w.buf, offset, rec);
             offset += 1;
         }
-        if let Err(e) = std::io::Write::write_all(&mut &w.active.file, &w.buf) {
+        if let Err(e) = write_all(&w.active.file, &w.buf) {
             // Cut off whatever part of the batch reached the file so the
             // next append does not land after garbage.
             if w.active.file.set_len(seg_start).is_err() {
@@ -428,6 +428,16 @@ impl Partition {
     }
 }
 
+/// Writes a batch; tests can make it fail partway (see [`faults`]).
+fn write_all(file: &std::fs::File, buf: &[u8]) -> std::io::Result<()> {
+    #[cfg(test)]
+    if let Some(cut) = faults::take_write_failure() {
+        std::io::Write::write_all(&mut &*file, &buf[..cut.min(buf.len())])?;
+        return Err(std::io::ErrorKind::StorageFull.into());
+    }
+    std::io::Write::write_all(&mut &*file, buf)
+}
+
 /// The read loop over a snapshot of the segments.
 fn read_view(
     view: &View,
@@ -486,4 +496,24 @@ fn corrupt(seg: &Segment, pos: u64, reason: &str) -> StorageError {
         seg.path.display().to_string(),
         format!("{reason} at byte {pos}"),
     )
+}
+
+/// Injected write failures for tests: the next append on this thread
+/// writes only the first `n` bytes of its batch, then fails as on a full
+/// disk.
+#[cfg(test)]
+pub(crate) mod faults {
+    use std::cell::Cell;
+
+    thread_local! {
+        static FAIL_NEXT_WRITE: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    pub(crate) fn fail_next_write(after_bytes: usize) {
+        FAIL_NEXT_WRITE.with(|c| c.set(Some(after_bytes)));
+    }
+
+    pub(super) fn take_write_failure() -> Option<usize> {
+        FAIL_NEXT_WRITE.with(Cell::take)
+    }
 }

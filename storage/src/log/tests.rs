@@ -648,6 +648,8 @@ type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
 #[derive(Debug, Clone)]
 enum Op {
     Append(u32, Vec<KeyValue>),
+    /// An append whose write fails (disk full) after this many bytes.
+    FailedAppend(u32, Vec<KeyValue>, usize),
     Read(u32, u64, usize),
     Truncate(u32, u64),
     Sync(u32),
@@ -659,8 +661,10 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     let bytes = prop::option::of(prop::collection::vec(any::<u8>(), 0..200));
     prop_oneof![
-        6 => (0u32..2, prop::collection::vec((bytes.clone(), bytes), 0..8))
+        6 => (0u32..2, prop::collection::vec((bytes.clone(), bytes.clone()), 0..8))
             .prop_map(|(p, recs)| Op::Append(p, recs)),
+        1 => (0u32..2, prop::collection::vec((bytes.clone(), bytes), 1..8), 0usize..2000)
+            .prop_map(|(p, recs, cut)| Op::FailedAppend(p, recs, cut)),
         2 => (0u32..2, 0u64..60, 1usize..20).prop_map(|(p, from, max)| Op::Read(p, from, max)),
         1 => (0u32..2, 0u64..60).prop_map(|(p, end)| Op::Truncate(p, end)),
         1 => (0u32..2).prop_map(Op::Sync),
@@ -702,6 +706,16 @@ proptest! {
                         });
                     }
                     prop_assert_eq!(log.append("t", p, &refs).unwrap(), part.len() as u64);
+                }
+                Op::FailedAppend(p, recs, cut) => {
+                    let refs: Vec<RecordRef<'_>> = recs
+                        .iter()
+                        .map(|(k, v)| RecordRef { timestamp: 1, key: k.as_deref(), value: v.as_deref() })
+                        .collect();
+                    partition::faults::fail_next_write(cut);
+                    let err = log.append("t", p, &refs).unwrap_err();
+                    prop_assert!(matches!(err, StorageError::Io { .. }), "{}", err);
+                    // Nothing of it is kept: the model is unchanged.
                 }
                 Op::Read(p, from, max) => {
                     let mut out = Vec::new();
