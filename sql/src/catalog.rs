@@ -74,8 +74,10 @@ pub struct RelationDesc {
     pub read_only: bool,
     /// The persistent query that writes this relation, if any.
     pub written_by: Option<String>,
-    /// Windowed tables: how long (ms) a window's row stays after its end
-    /// (`RETENTION`); kept forever when unset.
+    /// Windowed tables: how long (ms of event time) a window's row stays
+    /// after its WINDOWEND (`RETENTION`, else the default of
+    /// [`crate::dataflow::window::retention_ms`]). Unset only in catalogs
+    /// written before the default existed: such rows are kept forever.
     #[serde(default)]
     pub retention_ms: Option<i64>,
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rill_sql::binder::{bind_select, sink_properties, BoundQuery, SelectMode, TopicProperties};
 use rill_sql::catalog::{Catalog as _, RelationDesc};
+use rill_sql::dataflow::window;
 use rill_sql::parser::{CreateAs, RelationKind, Select};
 use rill_sql::plan::plan_query;
 use rill_sql::{BindError, DataType};
@@ -133,7 +134,8 @@ pub(super) fn create_as(
         timestamp_format: None,
         read_only: false,
         written_by: Some(id.clone()),
-        retention_ms: bound.window().and_then(|w| w.retention),
+        // Every new windowed table is bounded: RETENTION, else a default.
+        retention_ms: bound.window().map(window::retention_ms),
     };
     let mut sink = sink;
     register_schemas(engine, &mut sink)?;

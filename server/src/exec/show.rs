@@ -261,6 +261,12 @@ pub(super) fn describe(engine: &Arc<Engine>, name: &str, extended: bool) -> Resu
     );
     if let Some(w) = &rel.window {
         prop("window", format!("{w:?}"));
+        // Tables created before retention had a default show "forever".
+        prop(
+            "retention",
+            rel.retention_ms
+                .map_or_else(|| "forever".into(), rill_sql::plan::explain::fmt_ms),
+        );
     }
     for q in catalog.writers_of(name) {
         prop("written_by", q.id.clone());

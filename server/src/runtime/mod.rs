@@ -5,6 +5,7 @@
 //! Threads talk to the async world only through the status they publish
 //! (a watch channel of committed offsets, for read-your-writes).
 
+mod expiry;
 mod fresh;
 pub mod push;
 mod query;

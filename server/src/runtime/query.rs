@@ -262,9 +262,9 @@ impl QueryTask {
             }
         }
         let log = self.engine.log.as_ref();
-        let mut ends = self.sink.flush(log, &self.engine.store, &mut batch)?;
+        let mut ends = self.sink.flush(log, &mut batch)?;
         // The processing log is best effort: a query never stops for it.
-        match self.problems.flush(log, &self.engine.store, &mut batch) {
+        match self.problems.flush(log, &mut batch) {
             Ok(e) => ends.extend(e),
             Err(e) => {
                 warn!(query = %self.desc.id, error = %e, "processing log not written");

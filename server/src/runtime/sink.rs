@@ -8,8 +8,10 @@ use rill_sql::codec;
 use rill_sql::dataflow::Change;
 use rill_sql::parser::RelationKind;
 use rill_sql::Value;
-use rill_storage::{keys, RecordRef, Store, WriteBatch};
+use rill_storage::{keys, RecordRef, WriteBatch};
+use tracing::debug;
 
+use super::expiry::ExpiryIndex;
 use crate::backend::LogBackend;
 use crate::engine::Engine;
 use crate::error::Result;
@@ -30,6 +32,17 @@ struct RowChange {
     live: bool,
 }
 
+/// A windowed table's retention and the index that finds its expired rows.
+struct Retention {
+    /// The WINDOWEND column.
+    end_col: usize,
+    /// A row goes once its WINDOWEND is this far (ms) behind the latest
+    /// event time written.
+    ms: i64,
+    /// Every live row of the table by WINDOWEND.
+    index: ExpiryIndex,
+}
+
 /// The output side of a persistent query.
 ///
 /// # Invariants
@@ -45,30 +58,49 @@ pub struct Sink {
     codec: RecordCodec,
     rows: HashMap<Vec<u8>, RowChange>,
     records: Vec<Pending>,
-    /// Windowed tables with RETENTION: (WINDOWEND column, retention ms), the
-    /// latest event time written, and when expired rows were last removed.
-    retention: Option<(usize, i64)>,
+    /// Windowed tables with a retention (every new one has it).
+    retention: Option<Retention>,
+    /// The latest event time written; for a table with a retention, also
+    /// what its stored rows say (so a restart keeps the horizon).
     max_time: i64,
-    last_expiry: std::time::Instant,
     pub bad_rows: u64,
     pub last_error: Option<String>,
 }
 
 impl Sink {
+    /// For a table with a retention, reads the table once to index its rows
+    /// by window end.
     pub fn try_new(engine: &Engine, rel: &RelationDesc, write_topic: bool) -> Result<Sink> {
+        let table = (rel.kind == RelationKind::Table).then(|| rel.name.clone());
+        let mut max_time = i64::MIN;
+        let retention = match (&table, rel.retention_ms, rel.column_index("WINDOWEND")) {
+            (Some(name), Some(ms), Some(end_col)) if rel.window.is_some() => {
+                let mut index = ExpiryIndex::new();
+                let prefix = keys::table_prefix(name);
+                for entry in engine.store.scan_prefix(&prefix) {
+                    let (k, v) = entry?;
+                    // Stored rows are the visible row plus its event time.
+                    let row = codec::decode_row(&v)?;
+                    if let Some(end) = row.get(end_col).and_then(Value::as_i64) {
+                        index.upsert(&k[prefix.len()..], end);
+                    }
+                    if let Some(t) = row.last().and_then(Value::as_i64) {
+                        max_time = max_time.max(t);
+                    }
+                }
+                Some(Retention { end_col, ms, index })
+            }
+            _ => None,
+        };
         Ok(Sink {
-            table: (rel.kind == RelationKind::Table).then(|| rel.name.clone()),
+            table,
             key_idx: rel.key_indices(),
             topic: write_topic.then(|| (rel.topic.clone(), rel.partitions)),
             codec: engine.codec(rel)?,
             rows: HashMap::new(),
             records: Vec::new(),
-            retention: match (rel.retention_ms, rel.column_index("WINDOWEND")) {
-                (Some(r), Some(i)) if rel.window.is_some() => Some((i, r)),
-                _ => None,
-            },
-            max_time: i64::MIN,
-            last_expiry: std::time::Instant::now(),
+            retention,
+            max_time,
             bad_rows: 0,
             last_error: None,
         })
@@ -138,46 +170,55 @@ impl Sink {
         }
     }
 
-    /// Removes windowed rows whose window ended more than the retention
-    /// before the latest event time (at most once a second: it scans the
-    /// table).
-    fn expire(&mut self, store: &Store, table: &str, batch: &mut WriteBatch) -> Result<()> {
-        let Some((end_col, retention)) = self.retention else {
-            return Ok(());
+    /// Deletes (in `batch`) the windowed rows whose window ended more than
+    /// the retention before the latest event time written. Only the expired
+    /// rows are visited, so this runs at every commit.
+    ///
+    /// A row cannot expire while its window can still change: the binder
+    /// keeps RETENTION at least span plus grace, and the latest event time
+    /// written is at most the aggregate's stream time.
+    fn expire(&mut self, table: &str, batch: &mut WriteBatch) {
+        let Some(r) = &mut self.retention else {
+            return;
         };
-        if self.last_expiry.elapsed() < std::time::Duration::from_secs(1)
-            || self.max_time == i64::MIN
-        {
-            return Ok(());
+        if self.max_time == i64::MIN {
+            return;
         }
-        self.last_expiry = std::time::Instant::now();
-        let horizon = self.max_time.saturating_sub(retention);
-        for entry in store.scan_prefix(&keys::table_prefix(table)) {
-            let (k, v) = entry?;
-            let row = codec::decode_row(&v)?;
-            if row
-                .get(end_col)
-                .and_then(Value::as_i64)
-                .is_some_and(|end| end < horizon)
-            {
-                batch.delete(k);
-            }
+        let horizon = self.max_time.saturating_sub(r.ms);
+        let expired = r.index.take_expired(horizon);
+        if expired.is_empty() {
+            return;
         }
-        Ok(())
+        for key in &expired {
+            batch.delete(keys::table_row(table, key));
+        }
+        debug!(
+            table,
+            expired = expired.len(),
+            live = r.index.len(),
+            horizon,
+            "windows expired"
+        );
     }
 
     /// Writes everything buffered: appends (and syncs) topic records and
-    /// adds table rows to `batch`; returns the new log ends to commit.
+    /// adds table rows, and the deletes of expired ones, to `batch`;
+    /// returns the new log ends to commit.
     pub fn flush(
         &mut self,
         log: &dyn LogBackend,
-        store: &Store,
         batch: &mut WriteBatch,
     ) -> Result<Vec<(String, u32, u64)>> {
         if let Some(table) = self.table.clone() {
-            self.expire(store, &table, batch)?;
             let rows = std::mem::take(&mut self.rows);
             for (key, change) in rows {
+                if let Some(r) = &mut self.retention {
+                    let end = change.row.get(r.end_col).and_then(Value::as_i64);
+                    match end {
+                        Some(end) if change.live => r.index.upsert(&key, end),
+                        _ => r.index.remove(&key),
+                    }
+                }
                 let store_key = keys::table_row(&table, &key);
                 if change.live {
                     let mut v = Vec::new();
@@ -190,6 +231,9 @@ impl Sink {
                 }
                 self.push_record(&change.row, change.time, !change.live);
             }
+            // After the writes: a delete replaces a put of the same key in
+            // the batch, so a row written already expired is not kept.
+            self.expire(&table, batch);
         }
         let mut ends = Vec::new();
         let Some((topic, partitions)) = self.topic.clone() else {

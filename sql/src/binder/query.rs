@@ -7,6 +7,7 @@ use sqlparser::ast::{
 use super::expr::{contains_aggregate, AggContext, ExprBinder, Scope};
 use super::{BoundAggregate, BoundQuery};
 use crate::catalog::{Catalog, ColumnDesc, RelationDesc};
+use crate::dataflow::window;
 use crate::error::{did_you_mean, BindError};
 use crate::expr::Expr;
 use crate::parser::{normalize_ident, Emit, RelationKind, Select, WindowKind};
@@ -172,12 +173,8 @@ pub fn bind_select(
     }
     if let Some(w) = &select.window {
         validate_window(&w.kind)?;
-        let span = match w.kind {
-            WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => size,
-            WindowKind::Session { gap } => gap,
-        };
-        let grace = w.grace.unwrap_or(crate::dataflow::window::DEFAULT_GRACE_MS);
-        if w.retention.is_some_and(|r| r < span.saturating_add(grace)) {
+        let least = window::span_ms(&w.kind).saturating_add(window::grace_ms(w));
+        if w.retention.is_some_and(|r| r < least) {
             return Err(BindError::Invalid(
                 "RETENTION must be at least the window size plus its grace period (24 hours unless GRACE PERIOD is given)".into(),
             ));

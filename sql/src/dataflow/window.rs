@@ -1,9 +1,36 @@
-//! Window assignment: which windows an event time belongs to.
+//! Window assignment (which windows an event time belongs to) and the
+//! time rules of a window clause: span, grace period and retention.
 
-use crate::parser::WindowKind;
+use crate::parser::{WindowClause, WindowKind};
 
 /// Default grace period when none is given: 24 hours, as in ksqlDB.
 pub const DEFAULT_GRACE_MS: i64 = 24 * 3600 * 1000;
+
+/// The least time a windowed table keeps a window's row when RETENTION is
+/// not given: one day, Kafka Streams' default for window stores.
+pub const DEFAULT_RETENTION_MS: i64 = 24 * 3600 * 1000;
+
+/// How long a window can take records after it starts, grace aside: the
+/// size of a tumbling or hopping window, the gap of a session.
+pub fn span_ms(kind: &WindowKind) -> i64 {
+    match *kind {
+        WindowKind::Tumbling { size } | WindowKind::Hopping { size, .. } => size,
+        WindowKind::Session { gap } => gap,
+    }
+}
+
+/// The grace period of a window clause: `GRACE PERIOD`, else 24 hours.
+pub fn grace_ms(w: &WindowClause) -> i64 {
+    w.grace.unwrap_or(DEFAULT_GRACE_MS)
+}
+
+/// How long (ms of event time) a windowed table keeps a row after its
+/// WINDOWEND: `RETENTION`, else the larger of one day and span plus grace,
+/// so a default never drops a window that can still change.
+pub fn retention_ms(w: &WindowClause) -> i64 {
+    w.retention
+        .unwrap_or_else(|| DEFAULT_RETENTION_MS.max(span_ms(&w.kind).saturating_add(grace_ms(w))))
+}
 
 /// The `[start, end)` windows of a tumbling or hopping window that contain
 /// `t`, earliest first. Session windows are not fixed: see the aggregate.
@@ -62,5 +89,32 @@ mod tests {
         };
         // Starts 0, 3, 6, 9 contain 9; -3 does not (ends at 7).
         assert_eq!(windows(k, 9), vec![(0, 10), (3, 13), (6, 16), (9, 19)]);
+    }
+
+    fn clause(kind: WindowKind, grace: Option<i64>, retention: Option<i64>) -> WindowClause {
+        WindowClause {
+            kind,
+            grace,
+            retention,
+        }
+    }
+
+    #[test]
+    fn retention_defaults_to_a_day_or_span_plus_grace() {
+        const DAY: i64 = 86_400_000;
+        let minute = WindowKind::Tumbling { size: 60_000 };
+        // Default grace (a day) plus the size is more than a day.
+        assert_eq!(retention_ms(&clause(minute, None, None)), DAY + 60_000);
+        // A short grace: a day wins.
+        assert_eq!(retention_ms(&clause(minute, Some(0), None)), DAY);
+        let week = WindowKind::Hopping {
+            size: 7 * DAY,
+            advance: DAY,
+        };
+        assert_eq!(retention_ms(&clause(week, Some(0), None)), 7 * DAY);
+        let session = WindowKind::Session { gap: 2 * DAY };
+        assert_eq!(retention_ms(&clause(session, Some(1), None)), 2 * DAY + 1);
+        // RETENTION given: taken as is (the binder checks its lower bound).
+        assert_eq!(retention_ms(&clause(minute, Some(0), Some(5_000))), 5_000);
     }
 }

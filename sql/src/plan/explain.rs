@@ -82,7 +82,8 @@ pub fn fmt_expr(e: &Expr, names: &[String]) -> String {
     }
 }
 
-fn fmt_ms(ms: i64) -> String {
+/// A duration the way a statement would write it: `90 SECONDS`, `1 DAYS`.
+pub fn fmt_ms(ms: i64) -> String {
     for (unit, n) in [
         ("DAYS", 86_400_000),
         ("HOURS", 3_600_000),
