@@ -38,6 +38,17 @@ pub struct Config {
     #[arg(long, env = "RILL_COMMIT_INTERVAL_MS", default_value_t = 100)]
     pub commit_interval_ms: u64,
 
+    /// Kafka mode: the topic that keeps every catalog statement, from which
+    /// a rill with an empty data dir rebuilds its streams, tables and
+    /// queries (each query also keeps a state topic `_rill-state-<id>`).
+    /// Empty: neither is kept.
+    #[arg(
+        long,
+        env = "RILL_KAFKA_COMMAND_TOPIC",
+        default_value = "_rill_commands"
+    )]
+    pub kafka_command_topic: String,
+
     /// Embedded log: size at which a partition starts a new segment file
     /// (retention deletes whole segments), in bytes.
     #[arg(long, env = "RILL_LOG_SEGMENT_BYTES", default_value_t = 64 << 20)]

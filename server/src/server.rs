@@ -17,6 +17,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let engine = tokio::task::block_in_place(|| Engine::open(config))?;
+    if tokio::task::block_in_place(|| crate::exec::commands::ensure_topic(&engine)) {
+        crate::exec::commands::replay(&engine).await?;
+    }
     let factory = Arc::new(Factory::new(engine.clone()));
     info!(%addr, data_dir = %engine.config.data_dir.display(), startup_ms = started.elapsed().as_millis() as u64, "rill is ready");
     let shutdown = shutdown_signal();

@@ -82,6 +82,14 @@ impl WriteBatch {
         self.writes.len()
     }
 
+    /// The writes in key order: `(key, Some(value))` or `(key, None)` for a
+    /// delete.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.writes
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.as_deref()))
+    }
+
     /// The pending write of `key` in this batch: `Some(None)` for a delete,
     /// `None` if the batch does not touch it. Lets a caller read its own
     /// uncommitted writes.

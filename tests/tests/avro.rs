@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use apache_avro::types::Value as Avro;
 use apache_avro::{from_avro_datum, to_avro_datum, Schema};
-use common::{consume_raw, mock_cluster, produce_keyed, producer};
+use common::{consume_raw, mock_cluster, produce_keyed, producer, NO_COMMAND_TOPIC};
 use rill_tests::formats::{
     aggregate_pageviews, assert_no_subject_is_a_clear_error, columns, create_all_types_streams,
     create_and_fill_pageviews, describe, hex, latest_of, normalized, processing_log, property,
@@ -632,7 +632,8 @@ async fn kafka_avro_from_an_outside_producer() {
     ];
     produce_keyed(&producer(&brokers), "orders", &records).await;
 
-    let (_server, client) = start_with_registry(&registry, &["--kafka-brokers", &brokers]).await;
+    let (_server, client) =
+        start_with_registry(&registry, &["--kafka-brokers", &brokers, NO_COMMAND_TOPIC]).await;
     exec(
         &client,
         "CREATE STREAM orders (customer_id VARCHAR KEY) WITH (kafka_topic='orders', value_format='AVRO');",
@@ -879,7 +880,8 @@ async fn confluent_python_serializers_interoperate() {
         "AvroSerializer registered under payments-value"
     );
 
-    let (_server, client) = start_with_registry(&registry, &["--kafka-brokers", &brokers]).await;
+    let (_server, client) =
+        start_with_registry(&registry, &["--kafka-brokers", &brokers, NO_COMMAND_TOPIC]).await;
     exec(
         &client,
         "CREATE STREAM payments (payer VARCHAR KEY) WITH (kafka_topic='payments', value_format='AVRO');",

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{consume_raw, producer};
+use common::{consume_raw, producer, NO_COMMAND_TOPIC};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
@@ -24,7 +24,7 @@ async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
         .create_topic("rill_processing_log", 1, 1)
         .expect("topic");
     let brokers = cluster.bootstrap_servers();
-    let server = Server::start_with_args(&["--kafka-brokers", &brokers])
+    let server = Server::start_with_args(&["--kafka-brokers", &brokers, NO_COMMAND_TOPIC])
         .await
         .expect("start rill against the mock cluster");
     let client = server.connect().await.expect("connect");
@@ -157,7 +157,9 @@ async fn end_to_end_against_an_external_broker() {
     };
     let suffix = std::process::id();
     let topic = format!("orders_{suffix}");
-    let server = Server::start_with_args(&["--kafka-brokers", &brokers])
+    // Its own command topic: other tests share the broker.
+    let commands = format!("--kafka-command-topic=_rill_commands_{suffix}");
+    let server = Server::start_with_args(&["--kafka-brokers", &brokers, &commands])
         .await
         .expect("start rill against the external broker");
     let client = server.connect().await.expect("connect");

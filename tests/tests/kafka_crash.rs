@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::NO_COMMAND_TOPIC;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -161,7 +163,7 @@ async fn kill9_cycles_with_an_outside_producer_keep_tables_exactly_once() {
         cluster.create_topic(topic, 2, 1).expect("create topic");
     }
     let brokers = cluster.bootstrap_servers();
-    let mut server = Server::start_with_args(&["--kafka-brokers", &brokers])
+    let mut server = Server::start_with_args(&["--kafka-brokers", &brokers, NO_COMMAND_TOPIC])
         .await
         .expect("start rill");
     setup(&server.connect().await.expect("connect")).await;

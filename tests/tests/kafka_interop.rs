@@ -27,6 +27,9 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use rill_tests::{exec, plain, query, sorted, try_query, Server};
 use tokio_postgres::Client;
 
+/// The mock cluster has no admin API for rill's command and state topics.
+const NO_COMMAND_TOPIC: &str = "--kafka-command-topic=";
+
 type Cluster = MockCluster<'static, DefaultProducerContext>;
 
 /// A record's key and value bytes; `None` for none (a record without a key,
@@ -64,7 +67,7 @@ impl Rig {
                 .unwrap_or_else(|e| panic!("create topic {name}: {e}"));
         }
         let brokers = cluster.bootstrap_servers();
-        let server = Server::start_with_args(&["--kafka-brokers", &brokers])
+        let server = Server::start_with_args(&["--kafka-brokers", &brokers, NO_COMMAND_TOPIC])
             .await
             .expect("start rill against the mock cluster");
         let client = server.connect().await.expect("connect");

@@ -26,7 +26,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{consume_raw, mock_cluster, produce_keyed, producer};
+use common::{consume_raw, mock_cluster, produce_keyed, producer, NO_COMMAND_TOPIC};
 use rdkafka::producer::FutureRecord;
 use rill_tests::formats::{
     aggregate_pageviews, assert_no_subject_is_a_clear_error, columns, create_all_types_streams,
@@ -1731,7 +1731,8 @@ async fn kafka_protobuf_from_an_outside_producer() {
     }
     produce_keyed(&p, "orders", &records).await;
 
-    let (_server, client) = start_with_registry(&registry, &["--kafka-brokers", &brokers]).await;
+    let (_server, client) =
+        start_with_registry(&registry, &["--kafka-brokers", &brokers, NO_COMMAND_TOPIC]).await;
     exec(
         &client,
         "CREATE STREAM orders (customer_id VARCHAR KEY) WITH (kafka_topic='orders', value_format='PROTOBUF');",
@@ -2059,7 +2060,8 @@ async fn confluent_python_serializers_interoperate() {
     );
     assert_eq!(registry.versions("payments-value"), vec![payments_id]);
 
-    let (_server, client) = start_with_registry(&registry, &["--kafka-brokers", &brokers]).await;
+    let (_server, client) =
+        start_with_registry(&registry, &["--kafka-brokers", &brokers, NO_COMMAND_TOPIC]).await;
     exec(
         &client,
         "CREATE STREAM payments (payer VARCHAR KEY) WITH (kafka_topic='payments', value_format='PROTOBUF');",

@@ -5,6 +5,7 @@
 pub mod catalog;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -77,6 +78,8 @@ pub struct Engine {
     /// Per topic: INSERTs append under the read side, a query's commit
     /// under the write side (see [`Engine::topic_writers`]).
     writers: Mutex<HashMap<String, Arc<RwLock<()>>>>,
+    /// Set while the catalog is rebuilt from the command topic.
+    replaying: AtomicBool,
 }
 
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it
@@ -172,6 +175,7 @@ impl Engine {
             log_ends: Mutex::new(log_ends),
             ddl: Mutex::new(()),
             writers: Mutex::new(HashMap::new()),
+            replaying: AtomicBool::new(false),
         });
         for q in queries {
             if let Err(e) = engine.runtime.start(&engine, q.clone()) {
@@ -234,6 +238,15 @@ impl Engine {
             .entry(topic.to_string())
             .or_default()
             .clone()
+    }
+
+    /// Whether statements are being replayed from the command topic.
+    pub fn replaying(&self) -> bool {
+        self.replaying.load(Ordering::SeqCst)
+    }
+
+    pub fn set_replaying(&self, on: bool) {
+        self.replaying.store(on, Ordering::SeqCst);
     }
 
     /// Forgets the committed ends of a deleted topic.

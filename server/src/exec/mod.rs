@@ -2,6 +2,7 @@
 //! statement and the session, changes the engine, and returns an
 //! [`Output`] that the pgwire module sends to the client.
 
+pub mod commands;
 mod ddl;
 mod insert;
 mod query;
@@ -38,12 +39,30 @@ pub enum Output {
     Transaction(TransactionKind),
 }
 
-/// Runs one statement.
+/// Runs one statement; in Kafka mode one that changed the catalog also
+/// goes to the command topic.
 pub async fn execute(
     engine: &Arc<Engine>,
     session: &Session,
     stmt: ParsedStatement,
 ) -> Result<Output> {
+    let changes_catalog = matches!(
+        stmt.statement,
+        Statement::CreateSource(_)
+            | Statement::CreateAs(_)
+            | Statement::InsertSelect { .. }
+            | Statement::Drop { .. }
+            | Statement::Terminate(_)
+    );
+    let sql = stmt.sql.clone();
+    let output = run(engine, session, stmt).await?;
+    if changes_catalog {
+        blocking(|| commands::record(engine, session, &sql))?;
+    }
+    Ok(output)
+}
+
+async fn run(engine: &Arc<Engine>, session: &Session, stmt: ParsedStatement) -> Result<Output> {
     let sql = stmt.sql;
     match stmt.statement {
         Statement::CreateSource(c) => blocking(|| ddl::create_source(engine, session, c, &sql)),

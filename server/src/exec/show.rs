@@ -97,14 +97,20 @@ pub(super) fn show(
                 .collect();
             Output::Rows { columns, rows }
         }
-        ShowKind::Topics => {
+        ShowKind::Topics | ShowKind::AllTopics => {
             let mut columns = text_columns(&["topic"]);
             columns.push(("partitions".into(), DataType::Int));
             if extended {
                 columns.push(("records".into(), DataType::BigInt));
             }
             let mut rows = Vec::new();
+            // Internal topics (`_rill_commands`, `__consumer_offsets`, ...)
+            // only with SHOW ALL TOPICS, as in ksqlDB.
+            let all = kind == ShowKind::AllTopics;
             for (t, p) in engine.log.topics() {
+                if !all && t.starts_with('_') {
+                    continue;
+                }
                 let mut row = vec![s(&t), Value::Int(p as i32)];
                 if extended {
                     let mut n = 0;

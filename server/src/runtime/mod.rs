@@ -5,6 +5,7 @@
 //! Threads talk to the async world only through the status they publish
 //! (a watch channel of committed offsets, for read-your-writes).
 
+pub mod changelog;
 mod expiry;
 mod fresh;
 pub mod push;
@@ -82,6 +83,11 @@ impl Runtime {
     /// Builds the query's pipeline from the catalog and store and starts its
     /// thread.
     pub fn start(&self, engine: &Arc<Engine>, desc: QueryDesc) -> Result<()> {
+        if engine.replaying() {
+            let topic = changelog::state_topic(&engine.config, &desc.id);
+            let n = changelog::restore(engine.log.as_ref(), &engine.store, &topic)?;
+            tracing::info!(query = %desc.id, entries = n, "state restored from the state topic");
+        }
         let task = query::QueryTask::try_new(engine, desc.clone())?;
         let status = task.status.clone();
         let stop = task.stop.clone();

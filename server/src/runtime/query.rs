@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 use rill_sql::binder::{bind_select, SelectMode};
 use rill_sql::catalog::RelationDesc;
 use rill_sql::dataflow::{Change, Pipeline};
-use rill_sql::parser::{parse_statement, Statement};
+use rill_sql::parser::{parse_statement, RelationKind, Statement};
 use rill_sql::plan::plan_query;
 use rill_sql::Value;
 use rill_storage::{keys, StorageError, WriteBatch};
 use tracing::{debug, error, info, warn};
 
+use super::changelog;
 use super::sink::Sink;
 use super::source::{BadRecord, SourceReader};
 use super::{QueryState, QueryStatus};
@@ -35,6 +36,9 @@ pub(super) struct QueryTask {
     sink: Sink,
     /// Writes bad input records to the processing log.
     problems: Sink,
+    /// Kafka mode: the query's state topic and the store prefixes mirrored
+    /// to it.
+    state_topic: Option<(String, Vec<Vec<u8>>)>,
 
     pub(super) status: Arc<QueryStatus>,
     pub(super) stop: Arc<AtomicBool>,
@@ -91,6 +95,23 @@ impl QueryTask {
             }
         }
         let sink = Sink::try_new(engine, &sink_rel, desc.kind != QueryKind::SourceTable)?;
+        let state_topic = if changelog::enabled(&engine.config) {
+            let table = (sink_rel.kind == RelationKind::Table).then_some(sink_rel.name.as_str());
+            let prefixes = changelog::prefixes(&desc.id, table);
+            let log = engine.log.as_ref();
+            let topic = changelog::state_topic(&engine.config, &desc.id);
+            match changelog::ensure_topic(log, &topic)
+                .and_then(|()| changelog::catch_up(log, &engine.store, &topic, &prefixes))
+            {
+                Ok(()) => Some((topic, prefixes)),
+                Err(e) => {
+                    warn!(query = %desc.id, error = %e, "no state topic: this query cannot be rebuilt from Kafka");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let status = Arc::new(QueryStatus::new(offsets.clone()));
         status
             .state_entries
@@ -103,6 +124,7 @@ impl QueryTask {
             pipeline,
             sink,
             problems: Sink::try_new(engine, &processing_log_desc(), true)?,
+            state_topic,
 
             status,
             stop: Arc::new(AtomicBool::new(false)),
@@ -279,7 +301,14 @@ impl QueryTask {
                 keys::encode_u64(*off).to_vec(),
             );
         }
+        let mirrored = self
+            .state_topic
+            .as_ref()
+            .map(|(topic, prefixes)| (topic, changelog::writes_of(&batch, prefixes)));
         self.engine.commit(batch, &ends, false)?;
+        if let Some((topic, writes)) = mirrored.filter(|(_, w)| !w.is_empty()) {
+            changelog::produce(log, topic, &writes)?;
+        }
         // Lag tools see the query as consumer group `rill-<query id>`.
         let group = format!("rill-{}", self.desc.id);
         if let Err(e) = log.report_progress(&group, &self.topic, &self.source.offsets) {

@@ -146,6 +146,8 @@ pub enum ShowKind {
     Tables,
     Queries,
     Topics,
+    /// `SHOW ALL TOPICS`: internal ones (`_...`) too.
+    AllTopics,
     Properties,
     Functions,
 }

@@ -626,12 +626,16 @@ impl Cursor {
             "TABLES" => ShowKind::Tables,
             "QUERIES" => ShowKind::Queries,
             "TOPICS" => ShowKind::Topics,
+            "ALL" => {
+                self.expect_word("TOPICS")?;
+                ShowKind::AllTopics
+            }
             "PROPERTIES" => ShowKind::Properties,
             "FUNCTIONS" => ShowKind::Functions,
             other => {
                 self.pos -= 1;
                 return Err(self.error(format!(
-                    "cannot show \"{other}\": expected STREAMS, TABLES, QUERIES, TOPICS, \
+                    "cannot show \"{other}\": expected STREAMS, TABLES, QUERIES, [ALL] TOPICS, \
                      PROPERTIES or FUNCTIONS"
                 )));
             }

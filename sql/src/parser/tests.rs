@@ -120,6 +120,13 @@ fn other_statements() {
         Statement::Terminate(Some("CTAS_T_1".into()))
     );
     assert_eq!(
+        one("SHOW ALL TOPICS"),
+        Statement::Show {
+            kind: ShowKind::AllTopics,
+            extended: false
+        }
+    );
+    assert_eq!(
         one("RESTART QUERY csas_s_2"),
         Statement::Restart("CSAS_S_2".into())
     );

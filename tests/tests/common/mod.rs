@@ -17,6 +17,10 @@ use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use rill_tests::formats::WAIT;
 
+/// Turns off rill's command topic and state topics: the mock cluster has
+/// no admin API to create them.
+pub const NO_COMMAND_TOPIC: &str = "--kafka-command-topic=";
+
 /// A mock cluster as [`mock_cluster`] returns it.
 pub type Cluster = MockCluster<'static, DefaultProducerContext>;
 
