@@ -53,8 +53,8 @@ pub fn ensure_topic(engine: &Engine) -> bool {
 }
 
 /// Appends a statement that changed the catalog. The statement already took
-/// effect here; if the append fails the error says the command topic is
-/// behind.
+/// effect here; if the append fails the error says so, and that a rebuild
+/// from Kafka would miss it.
 pub fn record(engine: &Engine, session: &Session, sql: &str) -> Result<()> {
     let Some(topic) = topic(engine) else {
         return Ok(());
@@ -75,9 +75,16 @@ pub fn record(engine: &Engine, session: &Session, sql: &str) -> Result<()> {
         key: None,
         value: Some(&value),
     };
-    let end = engine.log.append(topic, 0, &[record])?;
-    engine.log.sync(topic, 0, end)?;
-    Ok(())
+    let appended = engine
+        .log
+        .append(topic, 0, &[record])
+        .and_then(|end| engine.log.sync(topic, 0, end));
+    appended.map_err(|e| {
+        Error::Internal(format!(
+            "the statement took effect, but command topic \"{topic}\" did not record it ({e}): \
+             a data dir rebuilt from Kafka would miss it"
+        ))
+    })
 }
 
 /// Whether the store's catalog holds nothing but what every rill creates.
