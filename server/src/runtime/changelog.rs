@@ -26,6 +26,9 @@ use crate::backend::{LogBackend, TopicSpec};
 use crate::config::Config;
 use crate::error::Result;
 
+/// One store write: the key, and the value or `None` for a delete.
+pub type Write = (Vec<u8>, Option<Vec<u8>>);
+
 /// The key of the record that closes a commit.
 const COMMIT: &[u8] = b"";
 
@@ -68,7 +71,7 @@ pub fn ensure_topic(log: &dyn LogBackend, topic: &str) -> Result<()> {
 /// The store entries the state topic holds as of its last complete commit.
 pub fn read(log: &dyn LogBackend, topic: &str) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
     let mut state = BTreeMap::new();
-    let mut pending: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut pending: Vec<Write> = Vec::new();
     let mut next = log.start_offset(topic, 0)?;
     let end = log.end_offset(topic, 0)?;
     let mut records = Vec::new();
@@ -118,7 +121,7 @@ pub fn catch_up(
 ) -> Result<()> {
     let topic_state = read(log, topic)?;
     let store_state = stored(store, prefixes)?;
-    let mut diff: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+    let mut diff: Vec<Write> = Vec::new();
     for (k, v) in &store_state {
         if topic_state.get(k) != Some(v) {
             diff.push((k.clone(), Some(v.clone())));
@@ -141,11 +144,7 @@ pub fn catch_up(
 }
 
 /// Produces one commit's writes, then the record closing it.
-pub fn produce(
-    log: &dyn LogBackend,
-    topic: &str,
-    writes: &[(Vec<u8>, Option<Vec<u8>>)],
-) -> Result<()> {
+pub fn produce(log: &dyn LogBackend, topic: &str, writes: &[Write]) -> Result<()> {
     let mut records: Vec<RecordRef<'_>> = writes
         .iter()
         .map(|(k, v)| RecordRef {
@@ -165,7 +164,7 @@ pub fn produce(
 }
 
 /// The writes of `batch` under `prefixes`, to produce once it commits.
-pub fn writes_of(batch: &WriteBatch, prefixes: &[Vec<u8>]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+pub fn writes_of(batch: &WriteBatch, prefixes: &[Vec<u8>]) -> Vec<Write> {
     batch
         .iter()
         .filter(|(k, _)| prefixes.iter().any(|p| k.starts_with(p)))

@@ -250,18 +250,27 @@ impl QueryTask {
         let _problems = problems_writers
             .as_ref()
             .map(|w| w.write().unwrap_or_else(PoisonError::into_inner));
-        let result = self.commit_locked();
-        if result.is_err() {
-            if let Some(topic) = self.sink.topic() {
-                self.discard(topic);
-            }
-            if problems_writers.is_some() {
-                if let Some(topic) = self.problems.topic() {
+        let mirror = match self.commit_locked() {
+            Ok(mirror) => mirror,
+            Err(e) => {
+                if let Some(topic) = self.sink.topic() {
                     self.discard(topic);
                 }
+                if problems_writers.is_some() {
+                    if let Some(topic) = self.problems.topic() {
+                        self.discard(topic);
+                    }
+                }
+                return Err(e);
             }
+        };
+        drop((_sink, _problems));
+        // After the store: the state topic never holds what the store does
+        // not (see `changelog`).
+        if let Some((topic, writes)) = mirror {
+            changelog::produce(self.engine.log.as_ref(), &topic, &writes)?;
         }
-        result
+        Ok(())
     }
 
     /// Cuts away what a failed commit appended to `topic` (its writer lock
@@ -272,7 +281,8 @@ impl QueryTask {
         }
     }
 
-    fn commit_locked(&mut self) -> Result<()> {
+    /// The commit itself; returns the writes to mirror to the state topic.
+    fn commit_locked(&mut self) -> Result<Option<(String, Vec<changelog::Write>)>> {
         let mut batch = WriteBatch::new();
         let mut writes = Vec::new();
         self.pipeline.drain_dirty(&mut writes);
@@ -301,14 +311,12 @@ impl QueryTask {
                 keys::encode_u64(*off).to_vec(),
             );
         }
-        let mirrored = self
+        let mirror = self
             .state_topic
             .as_ref()
-            .map(|(topic, prefixes)| (topic, changelog::writes_of(&batch, prefixes)));
+            .map(|(topic, prefixes)| (topic.clone(), changelog::writes_of(&batch, prefixes)))
+            .filter(|(_, writes)| !writes.is_empty());
         self.engine.commit(batch, &ends, false)?;
-        if let Some((topic, writes)) = mirrored.filter(|(_, w)| !w.is_empty()) {
-            changelog::produce(log, topic, &writes)?;
-        }
         // Lag tools see the query as consumer group `rill-<query id>`.
         let group = format!("rill-{}", self.desc.id);
         if let Err(e) = log.report_progress(&group, &self.topic, &self.source.offsets) {
@@ -328,6 +336,6 @@ impl QueryTask {
             .committed
             .send_replace(self.source.offsets.clone());
         debug!(query = %self.desc.id, offsets = ?self.source.offsets, "committed");
-        Ok(())
+        Ok(mirror)
     }
 }
