@@ -341,3 +341,21 @@ async fn garbage_bytes_close_only_that_connection() {
     let rows = query(&other, "SELECT n FROM views WHERE page = '/x';").await;
     assert_eq!(plain(&rows), vec![vec!["1"]]);
 }
+
+/// Embedded mode is exactly once already: the setting is accepted; a
+/// value that is neither guarantee is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_guarantee_is_checked() {
+    let server = Server::start().await.expect("start rill");
+    let client = setup(&server).await;
+    exec(&client, "SET 'processing.guarantee' = 'exactly_once';").await;
+    exec(&client, "CREATE STREAM eo AS SELECT * FROM pageviews;").await;
+    exec(&client, "SET 'processing.guarantee' = 'sometimes';").await;
+    let err = expect_sqlstate(
+        &client,
+        "CREATE STREAM eo2 AS SELECT * FROM pageviews;",
+        "42601",
+    )
+    .await;
+    assert!(describe_error(&err).contains("processing.guarantee must be"));
+}

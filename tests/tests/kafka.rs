@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
-use rill_tests::{exec, plain, query, Server};
+use rill_tests::{describe_error, exec, expect_sqlstate, plain, query, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
@@ -54,6 +54,21 @@ async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
         "CREATE STREAM bids (id VARCHAR KEY, price INT) WITH (kafka_topic='bids', value_format='JSON', key_format='KAFKA');",
     )
     .await;
+    // Exactly-once sinks need transactions, which rill does not do: refused,
+    // not quietly given at least once.
+    exec(&client, "SET 'processing.guarantee' = 'exactly_once';").await;
+    let err = expect_sqlstate(
+        &client,
+        "CREATE TABLE totals AS SELECT id, SUM(price) AS total, COUNT(*) AS n FROM bids GROUP BY id;",
+        "0A000",
+    )
+    .await;
+    assert!(
+        describe_error(&err).contains("at_least_once"),
+        "{}",
+        describe_error(&err)
+    );
+    exec(&client, "SET 'processing.guarantee' = 'at_least_once';").await;
     exec(
         &client,
         "CREATE TABLE totals AS SELECT id, SUM(price) AS total, COUNT(*) AS n FROM bids GROUP BY id;",

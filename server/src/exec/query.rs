@@ -30,12 +30,35 @@ fn source_of(bound: &BoundQuery) -> Result<RelationDesc> {
         .ok_or_else(|| Error::Invalid("a persistent query needs FROM".into()))
 }
 
+/// `SET 'processing.guarantee'`: the embedded log is exactly once anyway;
+/// with Kafka, sinks are at least once and exactly once (transactions) is
+/// refused rather than quietly not given.
+fn check_guarantee(engine: &Engine, session: &Session) -> Result<()> {
+    let Some(g) = session.get("processing.guarantee") else {
+        return Ok(());
+    };
+    match g.to_ascii_lowercase().as_str() {
+        "at_least_once" => Ok(()),
+        "exactly_once" | "exactly_once_v2" if engine.config.kafka_brokers.is_none() => Ok(()),
+        "exactly_once" | "exactly_once_v2" => Err(Error::Unsupported(
+            "processing.guarantee 'exactly_once' with Kafka needs transactional sinks, which rill \
+             does not have yet: tables are exactly once, output topics at least once; \
+             SET 'processing.guarantee' = 'at_least_once' to go on"
+                .into(),
+        )),
+        other => Err(Error::Invalid(format!(
+            "processing.guarantee must be 'at_least_once' or 'exactly_once', not '{other}'"
+        ))),
+    }
+}
+
 pub(super) fn create_as(
     engine: &Arc<Engine>,
     session: &Session,
     c: CreateAs,
     sql: &str,
 ) -> Result<Output> {
+    check_guarantee(engine, session)?;
     let _ddl = lock(&engine.ddl);
     let mut catalog = engine.catalog();
     let tag = format!("CREATE {}", c.kind.name().to_uppercase());
@@ -266,6 +289,7 @@ pub(super) fn insert_select(
     select: Select,
     sql: &str,
 ) -> Result<Output> {
+    check_guarantee(engine, session)?;
     let _ddl = lock(&engine.ddl);
     let catalog = engine.catalog();
     let Some(target_rel) = catalog.relation(&target).cloned() else {
