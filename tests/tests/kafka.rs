@@ -54,8 +54,9 @@ async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
         "CREATE STREAM bids (id VARCHAR KEY, price INT) WITH (kafka_topic='bids', value_format='JSON', key_format='KAFKA');",
     )
     .await;
-    // Exactly-once sinks need transactions, which rill does not do: refused,
-    // not quietly given at least once.
+    // Exactly once keeps state topics, which this rill (no command topic:
+    // the mock cluster cannot create topics) does not: refused, not quietly
+    // given at least once.
     exec(&client, "SET 'processing.guarantee' = 'exactly_once';").await;
     let err = expect_sqlstate(
         &client,

@@ -44,6 +44,9 @@ use super::{LogBackend, TopicSpec};
 /// How long a metadata, watermark or admin request may take before the
 /// operation fails.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long transaction calls (init, commit, abort) may take.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `create_topic` (and `delete_topic`) wait for the metadata to
 /// show the change. Leaders need not be elected yet: the producer holds
 /// records until they are.
@@ -103,6 +106,10 @@ pub struct KafkaLog {
     appends: AppendSignal,
     /// One consumer per query's group, used only to commit its progress.
     progress: Mutex<HashMap<String, BaseConsumer>>,
+    /// Settings of the producer, for the transactional ones.
+    producer_config: ClientConfig,
+    /// A transactional producer per exactly-once writer.
+    transactions: Mutex<HashMap<String, FutureProducer>>,
 }
 
 impl std::fmt::Debug for KafkaLog {
@@ -346,7 +353,131 @@ impl KafkaLog {
             end_probe: Mutex::new(end_probe),
             appends: AppendSignal::default(),
             progress: Mutex::new(HashMap::new()),
+            producer_config,
+            transactions: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The transactional producer of `writer`, created (and its earlier
+    /// incarnations fenced, their open transaction aborted) on first use.
+    fn transactional(&self, writer: &str) -> Result<FutureProducer> {
+        let mut producers = lock(&self.transactions);
+        if let Some(p) = producers.get(writer) {
+            return Ok(p.clone());
+        }
+        let producer: FutureProducer = self
+            .producer_config
+            .clone()
+            .set("transactional.id", writer)
+            .create()
+            .map_err(|e| {
+                kafka_call_error(format_args!("create transactional producer {writer}"), &e)
+            })?;
+        producer
+            .init_transactions(TRANSACTION_TIMEOUT)
+            .map_err(|e| kafka_call_error(format_args!("start transactions of {writer}"), &e))?;
+        producers.insert(writer.to_string(), producer.clone());
+        Ok(producer)
+    }
+
+    /// Ends `writer`'s transaction; a failed commit is aborted, and the
+    /// producer dropped so the next transaction starts clean.
+    fn end_transaction(&self, writer: &str, commit: bool) -> Result<()> {
+        let producer = self.transactional(writer)?;
+        let ended = if commit {
+            producer.commit_transaction(TRANSACTION_TIMEOUT)
+        } else {
+            producer.abort_transaction(TRANSACTION_TIMEOUT)
+        };
+        ended.map_err(|e| {
+            lock(&self.transactions).remove(writer);
+            kafka_call_error(
+                format_args!(
+                    "{} transaction of {writer}",
+                    if commit { "commit" } else { "abort" }
+                ),
+                &e,
+            )
+        })
+    }
+
+    /// Produces `records` with `producer` and waits for every delivery;
+    /// returns the end offset after them.
+    fn append_with(
+        &self,
+        producer: &FutureProducer,
+        topic: &str,
+        partition: u32,
+        records: &[RecordRef<'_>],
+    ) -> Result<u64> {
+        if records.is_empty() {
+            return self.end_offset(topic, partition);
+        }
+        let p = kafka_partition(partition)?;
+        let mut pending = Vec::with_capacity(records.len());
+        let mut first_error = None;
+        for rec in records {
+            let bytes = rec.key.map_or(0, <[u8]>::len) + rec.value.map_or(0, <[u8]>::len);
+            let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+                .partition(p)
+                .timestamp(kafka_timestamp(rec.timestamp));
+            if let Some(key) = rec.key {
+                fr = fr.key(key);
+            }
+            if let Some(value) = rec.value {
+                fr = fr.payload(value);
+            }
+            let queued = loop {
+                match producer.send_result(fr) {
+                    Ok(delivery) => break Ok(delivery),
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // The local queue drains as the broker acknowledges.
+                        fr = back;
+                        thread::sleep(Duration::from_millis(5));
+                    }
+                    Err((e, _)) => break Err(e),
+                }
+            };
+            match queued {
+                Ok(delivery) => pending.push(delivery),
+                Err(e) => {
+                    first_error = Some(self.produce_error(topic, partition, bytes, &e));
+                    break;
+                }
+            }
+        }
+        let mut last = None;
+        for (i, delivery) in pending.into_iter().enumerate() {
+            match block_on(delivery) {
+                Ok(Ok(d)) => last = last.max(u64::try_from(d.offset).ok()),
+                Ok(Err((e, _))) => {
+                    if first_error.is_none() {
+                        let rec = records.get(i);
+                        let bytes = rec.map_or(0, |r| {
+                            r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len)
+                        });
+                        first_error = Some(self.produce_error(topic, partition, bytes, &e));
+                    }
+                }
+                Err(_) => {
+                    first_error.get_or_insert_with(|| {
+                        StorageError::Internal("kafka: the producer closed during an append".into())
+                    });
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let Some(last) = last else {
+            return Err(StorageError::Internal(format!(
+                "kafka: no delivery report for topic \"{topic}\" partition {partition}"
+            )));
+        };
+        let end = last + 1;
+        self.learn_end(topic, partition, end);
+        self.appends.bump();
+        Ok(end)
     }
 
     /// The partition count of `name` from fresh metadata; `None` when the
@@ -666,8 +797,11 @@ impl KafkaLog {
                 }
                 Some(Err(KafkaError::PartitionEOF(_))) => {
                     // An end reported before this process appended more
-                    // (the event waited in the queue) is stale.
-                    if !got && self.known_end(topic, partition) > reader.next {
+                    // (the event waited in the queue) is stale. Compared
+                    // with the consumer's position, which is past the
+                    // transaction markers no record stands for.
+                    let position = fetch_position(reader, topic, partition).max(reader.next);
+                    if !got && self.known_end(topic, partition) > position {
                         continue;
                     }
                     reader.at_eof = true;
@@ -732,6 +866,22 @@ impl KafkaLog {
         }
         Ok(())
     }
+}
+
+/// The offset the reader's consumer fetches next (0 if unknown).
+fn fetch_position(reader: &Reader, topic: &str, partition: u32) -> u64 {
+    let Ok(p) = kafka_partition(partition) else {
+        return 0;
+    };
+    reader
+        .consumer
+        .position()
+        .ok()
+        .and_then(|tpl| match tpl.find_partition(topic, p)?.offset() {
+            Offset::Offset(o) => u64::try_from(o).ok(),
+            _ => None,
+        })
+        .unwrap_or(0)
 }
 
 /// Points the reader's consumer at `from` of the partition. A reassignment
@@ -951,74 +1101,36 @@ impl LogBackend for KafkaLog {
     /// records may have been written anyway: Kafka has no atomic batch
     /// outside transactions.
     fn append(&self, topic: &str, partition: u32, records: &[RecordRef<'_>]) -> Result<u64> {
-        if records.is_empty() {
-            return self.end_offset(topic, partition);
-        }
-        let p = kafka_partition(partition)?;
-        let mut pending = Vec::with_capacity(records.len());
-        let mut first_error = None;
-        for rec in records {
-            let bytes = rec.key.map_or(0, <[u8]>::len) + rec.value.map_or(0, <[u8]>::len);
-            let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-                .partition(p)
-                .timestamp(kafka_timestamp(rec.timestamp));
-            if let Some(key) = rec.key {
-                fr = fr.key(key);
-            }
-            if let Some(value) = rec.value {
-                fr = fr.payload(value);
-            }
-            let queued = loop {
-                match self.producer.send_result(fr) {
-                    Ok(delivery) => break Ok(delivery),
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                        // The local queue drains as the broker acknowledges.
-                        fr = back;
-                        thread::sleep(Duration::from_millis(5));
-                    }
-                    Err((e, _)) => break Err(e),
-                }
-            };
-            match queued {
-                Ok(delivery) => pending.push(delivery),
-                Err(e) => {
-                    first_error = Some(self.produce_error(topic, partition, bytes, &e));
-                    break;
-                }
-            }
-        }
-        let mut last = None;
-        for (i, delivery) in pending.into_iter().enumerate() {
-            match block_on(delivery) {
-                Ok(Ok(d)) => last = last.max(u64::try_from(d.offset).ok()),
-                Ok(Err((e, _))) => {
-                    if first_error.is_none() {
-                        let rec = records.get(i);
-                        let bytes = rec.map_or(0, |r| {
-                            r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len)
-                        });
-                        first_error = Some(self.produce_error(topic, partition, bytes, &e));
-                    }
-                }
-                Err(_) => {
-                    first_error.get_or_insert_with(|| {
-                        StorageError::Internal("kafka: the producer closed during an append".into())
-                    });
-                }
-            }
-        }
-        if let Some(e) = first_error {
-            return Err(e);
-        }
-        let Some(last) = last else {
-            return Err(StorageError::Internal(format!(
-                "kafka: no delivery report for topic \"{topic}\" partition {partition}"
-            )));
-        };
-        let end = last + 1;
-        self.learn_end(topic, partition, end);
-        self.appends.bump();
-        Ok(end)
+        self.append_with(&self.producer, topic, partition, records)
+    }
+
+    fn begin_transaction(&self, writer: &str) -> Result<()> {
+        self.transactional(writer)?
+            .begin_transaction()
+            .map_err(|e| kafka_call_error(format_args!("begin a transaction of {writer}"), &e))
+    }
+
+    fn fence(&self, writer: &str) -> Result<()> {
+        self.transactional(writer).map(|_| ())
+    }
+
+    fn append_in(
+        &self,
+        writer: &str,
+        topic: &str,
+        partition: u32,
+        records: &[RecordRef<'_>],
+    ) -> Result<u64> {
+        let producer = self.transactional(writer)?;
+        self.append_with(&producer, topic, partition, records)
+    }
+
+    fn commit_transaction(&self, writer: &str) -> Result<()> {
+        self.end_transaction(writer, true)
+    }
+
+    fn abort_transaction(&self, writer: &str) -> Result<()> {
+        self.end_transaction(writer, false)
     }
 
     /// Nothing to do: `append` returned only after the in-sync replicas

@@ -14,6 +14,10 @@ use rill_storage::{Record, RecordRef, Result, Retention};
 /// and ksqlDB's default: 7 days).
 pub const STREAM_RETENTION_MS: u64 = 7 * 24 * 3600 * 1000;
 
+fn no_transactions() -> rill_storage::StorageError {
+    rill_storage::StorageError::InvalidArgument("this log has no transactions".into())
+}
+
 /// How to lay out a topic that rill creates.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TopicSpec {
@@ -45,6 +49,36 @@ pub trait LogBackend: Send + Sync {
     fn append(&self, topic: &str, partition: u32, records: &[RecordRef<'_>]) -> Result<u64>;
     /// Makes everything below `upto` durable.
     fn sync(&self, topic: &str, partition: u32, upto: u64) -> Result<()>;
+    /// Exactly-once writers (Kafka transactions, `writer` being the
+    /// transactional id): what `append_in` produces between this and
+    /// `commit_transaction` becomes visible to read_committed readers
+    /// together, or not at all. The first use fences an earlier process
+    /// with the same writer and aborts its open transaction. A backend
+    /// whose commits are atomic anyway has none.
+    fn begin_transaction(&self, _writer: &str) -> Result<()> {
+        Err(no_transactions())
+    }
+    /// Takes over `writer` before reading what it committed: fences an
+    /// earlier process using it and aborts that process's open
+    /// transaction, so read_committed readers are not held back by it.
+    fn fence(&self, _writer: &str) -> Result<()> {
+        Err(no_transactions())
+    }
+    fn append_in(
+        &self,
+        _writer: &str,
+        _topic: &str,
+        _partition: u32,
+        _records: &[RecordRef<'_>],
+    ) -> Result<u64> {
+        Err(no_transactions())
+    }
+    fn commit_transaction(&self, _writer: &str) -> Result<()> {
+        Err(no_transactions())
+    }
+    fn abort_transaction(&self, _writer: &str) -> Result<()> {
+        Err(no_transactions())
+    }
     /// Appends up to `max` records at offsets >= `from` to `out`.
     fn read(
         &self,

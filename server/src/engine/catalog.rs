@@ -32,6 +32,10 @@ pub struct QueryDesc {
     pub sink: String,
     /// Started at the earliest offset rather than the latest.
     pub earliest: bool,
+    /// Kafka: outputs, state and offsets commit in one transaction
+    /// (`processing.guarantee` = `exactly_once`).
+    #[serde(default)]
+    pub exactly_once: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -200,6 +200,7 @@ pub(super) fn create_source(
             source: name.clone(),
             sink: name.clone(),
             earliest: true,
+            exactly_once: false,
         };
         engine.catalog_put(&mut catalog, &mut batch, &CatalogEntry::Query(q.clone()))?;
         catalog

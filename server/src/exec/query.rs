@@ -17,6 +17,7 @@ use super::schemas::register_schemas;
 use super::Output;
 use crate::engine::{lock, Catalog, CatalogEntry, Engine, QueryDesc, QueryKind};
 use crate::error::{Error, Result};
+use crate::runtime::changelog;
 use crate::session::Session;
 
 /// Kafka Streams keeps a windowed changelog this much longer than the
@@ -30,22 +31,24 @@ fn source_of(bound: &BoundQuery) -> Result<RelationDesc> {
         .ok_or_else(|| Error::Invalid("a persistent query needs FROM".into()))
 }
 
-/// `SET 'processing.guarantee'`: the embedded log is exactly once anyway;
-/// with Kafka, sinks are at least once and exactly once (transactions) is
-/// refused rather than quietly not given.
-fn check_guarantee(engine: &Engine, session: &Session) -> Result<()> {
+/// `SET 'processing.guarantee'`: whether a new query commits through Kafka
+/// transactions. The embedded log is exactly once anyway; with Kafka,
+/// exactly once needs the state topics (a command topic).
+fn exactly_once(engine: &Engine, session: &Session) -> Result<bool> {
     let Some(g) = session.get("processing.guarantee") else {
-        return Ok(());
+        return Ok(false);
     };
     match g.to_ascii_lowercase().as_str() {
-        "at_least_once" => Ok(()),
-        "exactly_once" | "exactly_once_v2" if engine.config.kafka_brokers.is_none() => Ok(()),
-        "exactly_once" | "exactly_once_v2" => Err(Error::Unsupported(
-            "processing.guarantee 'exactly_once' with Kafka needs transactional sinks, which rill \
-             does not have yet: tables are exactly once, output topics at least once; \
-             SET 'processing.guarantee' = 'at_least_once' to go on"
-                .into(),
-        )),
+        "at_least_once" => Ok(false),
+        "exactly_once" | "exactly_once_v2" if engine.config.kafka_brokers.is_none() => Ok(false),
+        "exactly_once" | "exactly_once_v2" if !changelog::enabled(&engine.config) => {
+            Err(Error::Unsupported(
+                "processing.guarantee 'exactly_once' keeps each query's state in a Kafka topic \
+                 in the same transaction as its outputs: give --kafka-command-topic a name"
+                    .into(),
+            ))
+        }
+        "exactly_once" | "exactly_once_v2" => Ok(true),
         other => Err(Error::Invalid(format!(
             "processing.guarantee must be 'at_least_once' or 'exactly_once', not '{other}'"
         ))),
@@ -58,7 +61,7 @@ pub(super) fn create_as(
     c: CreateAs,
     sql: &str,
 ) -> Result<Output> {
-    check_guarantee(engine, session)?;
+    let exactly_once = exactly_once(engine, session)?;
     let _ddl = lock(&engine.ddl);
     let mut catalog = engine.catalog();
     let tag = format!("CREATE {}", c.kind.name().to_uppercase());
@@ -184,6 +187,7 @@ pub(super) fn create_as(
         source: source.name.clone(),
         sink: c.name.clone(),
         earliest: session.earliest(),
+        exactly_once,
     };
     let mut batch = WriteBatch::new();
     let rid = engine.catalog_put(
@@ -289,7 +293,7 @@ pub(super) fn insert_select(
     select: Select,
     sql: &str,
 ) -> Result<Output> {
-    check_guarantee(engine, session)?;
+    let exactly_once = exactly_once(engine, session)?;
     let _ddl = lock(&engine.ddl);
     let catalog = engine.catalog();
     let Some(target_rel) = catalog.relation(&target).cloned() else {
@@ -344,6 +348,7 @@ pub(super) fn insert_select(
         source: source.name.clone(),
         sink: target,
         earliest: session.earliest(),
+        exactly_once,
     };
     start_query(engine, catalog, WriteBatch::new(), desc, &source.topic)?;
     Ok(Output::Command("INSERT 0 0".into()))

@@ -138,13 +138,19 @@ pub fn catch_up(
             entries = diff.len(),
             "state topic caught up with the store"
         );
-        produce(log, topic, &diff)?;
+        produce(log, topic, &diff, None)?;
     }
     Ok(())
 }
 
-/// Produces one commit's writes, then the record closing it.
-pub fn produce(log: &dyn LogBackend, topic: &str, writes: &[Write]) -> Result<()> {
+/// Produces one commit's writes, then the record closing it (inside
+/// `transaction` when given).
+pub fn produce(
+    log: &dyn LogBackend,
+    topic: &str,
+    writes: &[Write],
+    transaction: Option<&str>,
+) -> Result<()> {
     let mut records: Vec<RecordRef<'_>> = writes
         .iter()
         .map(|(k, v)| RecordRef {
@@ -158,8 +164,39 @@ pub fn produce(log: &dyn LogBackend, topic: &str, writes: &[Write]) -> Result<()
         key: Some(COMMIT),
         value: Some(b"commit"),
     });
-    let end = log.append(topic, 0, &records)?;
+    let end = match transaction {
+        Some(writer) => log.append_in(writer, topic, 0, &records)?,
+        None => log.append(topic, 0, &records)?,
+    };
     log.sync(topic, 0, end)?;
+    Ok(())
+}
+
+/// Exactly once: the state topic, written in the same transactions as the
+/// outputs, is the commit point and the store a copy; a process that died
+/// after a transaction committed but before its store batch landed left
+/// the store behind, so the topic's state replaces the store's.
+pub fn adopt(log: &dyn LogBackend, store: &Store, topic: &str, prefixes: &[Vec<u8>]) -> Result<()> {
+    let topic_state = read(log, topic)?;
+    let store_state = stored(store, prefixes)?;
+    if topic_state == store_state || topic_state.is_empty() {
+        return Ok(());
+    }
+    let mut batch = WriteBatch::new();
+    for k in store_state.keys() {
+        if !topic_state.contains_key(k) {
+            batch.delete(k.clone());
+        }
+    }
+    for (k, v) in topic_state {
+        batch.put(k, v);
+    }
+    info!(
+        topic,
+        writes = batch.len(),
+        "store caught up with the state topic"
+    );
+    store.commit(batch, true)?;
     Ok(())
 }
 

@@ -39,6 +39,8 @@ pub(super) struct QueryTask {
     /// Kafka mode: the query's state topic and the store prefixes mirrored
     /// to it.
     state_topic: Option<(String, Vec<Vec<u8>>)>,
+    /// Exactly once: the transactional writer its commits go through.
+    transaction: Option<String>,
 
     pub(super) status: Arc<QueryStatus>,
     pub(super) stop: Arc<AtomicBool>,
@@ -73,6 +75,37 @@ impl QueryTask {
     pub(super) fn try_new(engine: &Arc<Engine>, desc: QueryDesc) -> Result<QueryTask> {
         let source = relation(engine, &desc.source)?;
         let sink_rel = relation(engine, &desc.sink)?;
+        // Before anything reads the store: with exactly once the state
+        // topic may be ahead of it.
+        let state_topic = if changelog::enabled(&engine.config) {
+            let table = (sink_rel.kind == RelationKind::Table).then_some(sink_rel.name.as_str());
+            let prefixes = changelog::prefixes(&desc.id, table);
+            let log = engine.log.as_ref();
+            let topic = changelog::state_topic(&engine.config, &desc.id);
+            let synced = changelog::ensure_topic(log, &topic).and_then(|()| {
+                if desc.exactly_once {
+                    // The transactional id is the state topic's name.
+                    log.fence(&topic)?;
+                    changelog::adopt(log, &engine.store, &topic, &prefixes)
+                } else {
+                    changelog::catch_up(log, &engine.store, &topic, &prefixes)
+                }
+            });
+            match synced {
+                Ok(()) => Some((topic, prefixes)),
+                Err(e) if desc.exactly_once => return Err(e),
+                Err(e) => {
+                    warn!(query = %desc.id, error = %e, "no state topic: this query cannot be rebuilt from Kafka");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let transaction = state_topic
+            .as_ref()
+            .filter(|_| desc.exactly_once)
+            .map(|(topic, _)| topic.clone());
         let mut pipeline = plan_pipeline(engine, &desc)?;
         for entry in engine.store.scan_prefix(&keys::state_prefix(&desc.id)) {
             let (k, v) = entry?;
@@ -95,23 +128,6 @@ impl QueryTask {
             }
         }
         let sink = Sink::try_new(engine, &sink_rel, desc.kind != QueryKind::SourceTable)?;
-        let state_topic = if changelog::enabled(&engine.config) {
-            let table = (sink_rel.kind == RelationKind::Table).then_some(sink_rel.name.as_str());
-            let prefixes = changelog::prefixes(&desc.id, table);
-            let log = engine.log.as_ref();
-            let topic = changelog::state_topic(&engine.config, &desc.id);
-            match changelog::ensure_topic(log, &topic)
-                .and_then(|()| changelog::catch_up(log, &engine.store, &topic, &prefixes))
-            {
-                Ok(()) => Some((topic, prefixes)),
-                Err(e) => {
-                    warn!(query = %desc.id, error = %e, "no state topic: this query cannot be rebuilt from Kafka");
-                    None
-                }
-            }
-        } else {
-            None
-        };
         let status = Arc::new(QueryStatus::new(offsets.clone()));
         status
             .state_entries
@@ -125,6 +141,7 @@ impl QueryTask {
             sink,
             problems: Sink::try_new(engine, &processing_log_desc(), true)?,
             state_topic,
+            transaction,
 
             status,
             stop: Arc::new(AtomicBool::new(false)),
@@ -253,6 +270,11 @@ impl QueryTask {
         let mirror = match self.commit_locked() {
             Ok(mirror) => mirror,
             Err(e) => {
+                if let Some(writer) = &self.transaction {
+                    // Nothing of it becomes visible (a no-op if the
+                    // transaction had committed and the store failed).
+                    let _ = self.engine.log.abort_transaction(writer);
+                }
                 if let Some(topic) = self.sink.topic() {
                     self.discard(topic);
                 }
@@ -268,7 +290,7 @@ impl QueryTask {
         // After the store: the state topic never holds what the store does
         // not (see `changelog`).
         if let Some((topic, writes)) = mirror {
-            changelog::produce(self.engine.log.as_ref(), &topic, &writes)?;
+            changelog::produce(self.engine.log.as_ref(), &topic, &writes, None)?;
         }
         Ok(())
     }
@@ -294,9 +316,13 @@ impl QueryTask {
             }
         }
         let log = self.engine.log.as_ref();
-        let mut ends = self.sink.flush(log, &mut batch)?;
+        let transaction = self.transaction.as_deref();
+        if let Some(writer) = transaction {
+            log.begin_transaction(writer)?;
+        }
+        let mut ends = self.sink.flush(log, &mut batch, transaction)?;
         // The processing log is best effort: a query never stops for it.
-        match self.problems.flush(log, &mut batch) {
+        match self.problems.flush(log, &mut batch, None) {
             Ok(e) => ends.extend(e),
             Err(e) => {
                 warn!(query = %self.desc.id, error = %e, "processing log not written");
@@ -311,11 +337,19 @@ impl QueryTask {
                 keys::encode_u64(*off).to_vec(),
             );
         }
-        let mirror = self
+        let mut mirror = self
             .state_topic
             .as_ref()
             .map(|(topic, prefixes)| (topic.clone(), changelog::writes_of(&batch, prefixes)))
             .filter(|(_, writes)| !writes.is_empty());
+        if let Some(writer) = transaction {
+            // Exactly once: the state goes in the outputs' transaction, and
+            // its commit is the query's (the store is a copy; see `adopt`).
+            if let Some((topic, writes)) = mirror.take() {
+                changelog::produce(log, &topic, &writes, Some(writer))?;
+            }
+            log.commit_transaction(writer)?;
+        }
         self.engine.commit(batch, &ends, false)?;
         // Lag tools see the query as consumer group `rill-<query id>`.
         let group = format!("rill-{}", self.desc.id);

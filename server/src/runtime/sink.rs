@@ -201,13 +201,14 @@ impl Sink {
         );
     }
 
-    /// Writes everything buffered: appends (and syncs) topic records and
-    /// adds table rows, and the deletes of expired ones, to `batch`;
-    /// returns the new log ends to commit.
+    /// Writes everything buffered: appends (and syncs) topic records, inside
+    /// `transaction` when given, and adds table rows, and the deletes of
+    /// expired ones, to `batch`; returns the new log ends to commit.
     pub fn flush(
         &mut self,
         log: &dyn LogBackend,
         batch: &mut WriteBatch,
+        transaction: Option<&str>,
     ) -> Result<Vec<(String, u32, u64)>> {
         if let Some(table) = self.table.clone() {
             let rows = std::mem::take(&mut self.rows);
@@ -254,7 +255,10 @@ impl Sink {
             if refs.is_empty() {
                 continue;
             }
-            let end = log.append(&topic, p, &refs)?;
+            let end = match transaction {
+                Some(writer) => log.append_in(writer, &topic, p, &refs)?,
+                None => log.append(&topic, p, &refs)?,
+            };
             log.sync(&topic, p, end)?;
             ends.push((topic.clone(), p, end));
         }
