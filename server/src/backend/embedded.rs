@@ -100,11 +100,12 @@ impl LogBackend for EmbeddedLog {
         from: u64,
         max: usize,
         out: &mut Vec<Record>,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let end = self.committed_end(topic, partition);
         if from >= end {
             // Still an error for a topic or partition that does not exist.
-            return self.log.read(topic, partition, from, 0, out);
+            self.log.read(topic, partition, from, 0, out)?;
+            return Ok(from);
         }
         let max = max.min(usize::try_from(end - from).unwrap_or(usize::MAX));
         let start = out.len();
@@ -120,7 +121,7 @@ impl LogBackend for EmbeddedLog {
                 "records deleted by the topic's retention before they were read: skipped"
             );
         }
-        Ok(())
+        Ok(out[start..].last().map_or(from, |r| r.offset + 1))
     }
 
     fn start_offset(&self, topic: &str, partition: u32) -> Result<u64> {

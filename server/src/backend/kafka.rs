@@ -804,6 +804,10 @@ impl KafkaLog {
                     if !got && self.known_end(topic, partition) > position {
                         continue;
                     }
+                    if !got {
+                        // Past markers: read on from there.
+                        reader.next = position;
+                    }
                     reader.at_eof = true;
                     break;
                 }
@@ -1152,16 +1156,15 @@ impl LogBackend for KafkaLog {
         from: u64,
         max: usize,
         out: &mut Vec<Record>,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         if max == 0 {
-            return Ok(());
+            return Ok(from);
         }
         let mut reader = self.checkout(topic, partition, from)?;
-        let result = self.read_with(&mut reader, topic, partition, from, max, out);
-        if result.is_ok() {
-            self.checkin(topic, partition, reader);
-        }
-        result
+        self.read_with(&mut reader, topic, partition, from, max, out)?;
+        let next = reader.next.max(from);
+        self.checkin(topic, partition, reader);
+        Ok(next)
     }
 
     /// The low watermark.

@@ -79,7 +79,10 @@ pub trait LogBackend: Send + Sync {
     fn abort_transaction(&self, _writer: &str) -> Result<()> {
         Err(no_transactions())
     }
-    /// Appends up to `max` records at offsets >= `from` to `out`.
+    /// Appends up to `max` records at offsets >= `from` to `out`; returns
+    /// the offset to read from next: past the last record appended, or
+    /// further when the log holds offsets without records (the markers of
+    /// Kafka transactions) up to where the read stopped.
     fn read(
         &self,
         topic: &str,
@@ -87,7 +90,7 @@ pub trait LogBackend: Send + Sync {
         from: u64,
         max: usize,
         out: &mut Vec<Record>,
-    ) -> Result<()>;
+    ) -> Result<u64>;
     fn start_offset(&self, topic: &str, partition: u32) -> Result<u64>;
     /// The end readers see: past the last committed record.
     fn end_offset(&self, topic: &str, partition: u32) -> Result<u64>;

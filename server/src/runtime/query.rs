@@ -204,6 +204,7 @@ impl QueryTask {
                 self.status.rows_out.fetch_add(n, Ordering::Relaxed);
                 dirty = true;
             }
+            dirty |= self.source.take_skipped();
             // Commit when the input is drained or the interval has passed.
             if dirty && (got == 0 || last_commit.elapsed() >= interval) {
                 self.commit()?;

@@ -29,6 +29,8 @@ pub struct SourceReader {
     pub offsets: Vec<u64>,
     codec: RecordCodec,
     records: Vec<Record>,
+    /// Offsets moved past offsets without records (see `take_skipped`).
+    skipped: bool,
 }
 
 impl SourceReader {
@@ -38,6 +40,7 @@ impl SourceReader {
             offsets,
             codec: engine.codec(rel)?,
             records: Vec::new(),
+            skipped: false,
         })
     }
 
@@ -56,14 +59,13 @@ impl SourceReader {
         for (p, offset) in self.offsets.iter_mut().enumerate() {
             let p = p as u32;
             self.records.clear();
-            if let Err(e) = log.read(&self.topic, p, *offset, max, &mut self.records) {
+            let next = match log.read(&self.topic, p, *offset, max, &mut self.records) {
+                Ok(next) => next,
                 // What earlier partitions gave is consistent with the
                 // offsets: hand it on; the error comes back next time.
-                if got > 0 {
-                    return Ok(got);
-                }
-                return Err(e.into());
-            }
+                Err(_) if got > 0 => return Ok(got),
+                Err(e) => return Err(e.into()),
+            };
             for rec in &self.records {
                 *offset = rec.offset + 1;
                 got += 1;
@@ -85,7 +87,19 @@ impl SourceReader {
                     }),
                 }
             }
+            if next > *offset {
+                // Offsets without records (transaction markers): passed, so
+                // the committed offsets reach the partition's end.
+                *offset = next;
+                self.skipped = true;
+            }
         }
         Ok(got)
+    }
+
+    /// Whether offsets moved past offsets without records since the last
+    /// call: worth a commit even though no record was read.
+    pub fn take_skipped(&mut self) -> bool {
+        std::mem::take(&mut self.skipped)
     }
 }
