@@ -65,7 +65,7 @@ async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
     )
     .await;
     assert!(
-        describe_error(&err).contains("at_least_once"),
+        describe_error(&err).contains("--kafka-command-topic"),
         "{}",
         describe_error(&err)
     );
