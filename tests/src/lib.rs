@@ -625,3 +625,33 @@ pub fn sorted(rows: &[TextRow]) -> Vec<Vec<&str>> {
     rows.sort();
     rows
 }
+
+/// Polls `done` until it holds, panicking with `what` after `within`.
+pub async fn wait_until<F, Fut>(what: &str, within: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The broker `.ci/run` starts (`RILL_TEST_KAFKA_BROKERS`) and a suffix
+/// unique to this run for the names of topics the test creates there
+/// (other tests share the broker); `None`, after saying so, without one.
+pub fn external_broker() -> Option<(String, String)> {
+    let Ok(brokers) = std::env::var("RILL_TEST_KAFKA_BROKERS") else {
+        eprintln!("RILL_TEST_KAFKA_BROKERS is not set: skipping (.ci/run sets it)");
+        return None;
+    };
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    Some((brokers, format!("{}_{millis}", std::process::id())))
+}

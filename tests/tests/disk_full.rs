@@ -9,10 +9,13 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rill_tests::{describe_error, exec, expect_sqlstate, plain, query, Server};
+use rill_tests::{describe_error, exec, expect_sqlstate, plain, query, wait_until, Server};
 use tokio_postgres::Client;
+
+/// How long the test waits for rill to get somewhere.
+const WAIT: Duration = Duration::from_secs(60);
 
 const RECORDS: usize = 4_000;
 /// Bytes of padding per record: the source holds about 8 MB, more than
@@ -117,18 +120,6 @@ async fn total_count(client: &Client) -> usize {
         .sum()
 }
 
-async fn wait_until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Two keys, one hashed to each of two partitions (found with a probe
 /// stream, since the partitioner is Kafka's murmur2).
 async fn keys_per_partition(client: &Client) -> [String; 2] {
@@ -199,7 +190,7 @@ async fn a_full_disk_stops_the_query_that_cannot_write_and_restart_query_resumes
     )
     .await;
     insert(&client, &keys, 0, RECORDS).await;
-    wait_until("counts to see every record", || async {
+    wait_until("counts to see every record", WAIT, || async {
         total_count(&client).await == RECORDS
     })
     .await;
@@ -208,7 +199,7 @@ async fn a_full_disk_stops_the_query_that_cannot_write_and_restart_query_resumes
     // The copy needs ~8 MB for its output: its first commit cannot land,
     // though its small partition-0 records fit.
     exec(&client, "CREATE STREAM copy AS SELECT * FROM s;").await;
-    wait_until("the copy query to stop with ERROR", || async {
+    wait_until("the copy query to stop with ERROR", WAIT, || async {
         query_status(&client, "COPY").await.1.starts_with("ERROR")
     })
     .await;
@@ -237,14 +228,14 @@ async fn a_full_disk_stops_the_query_that_cannot_write_and_restart_query_resumes
     // Free the space: the query resumes where its state says.
     std::fs::remove_file(&filler).expect("remove filler");
     exec(&client, &format!("RESTART QUERY {id};")).await;
-    wait_until("the copy to catch up", || async {
+    wait_until("the copy to catch up", WAIT, || async {
         values_of(&client, "copy").await.len() >= RECORDS
     })
     .await;
     assert_exactly_once(&values_of(&client, "copy").await, RECORDS);
     assert_eq!(query_status(&client, "COPY").await.1, "RUNNING");
     insert(&client, &keys, RECORDS, RECORDS + 10).await;
-    wait_until("both queries to see new records", || async {
+    wait_until("both queries to see new records", WAIT, || async {
         total_count(&client).await == RECORDS + 10
             && values_of(&client, "copy").await.len() == RECORDS + 10
     })

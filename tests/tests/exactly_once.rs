@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rill_tests::{exec, plain, query, Server};
+use rill_tests::{exec, external_broker, plain, query, Server};
 use tokio_postgres::Client;
 
 fn num(s: &str) -> i64 {
@@ -33,17 +33,9 @@ async fn totals(client: &Client) -> BTreeMap<String, (i64, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_once_queries_survive_kill9_with_tables_exact() {
-    let Ok(brokers) = std::env::var("RILL_TEST_KAFKA_BROKERS") else {
-        eprintln!("RILL_TEST_KAFKA_BROKERS is not set: skipping (.ci/run sets it)");
+    let Some((brokers, suffix)) = external_broker() else {
         return;
     };
-    let suffix = format!(
-        "{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-    );
     let commands = format!("--kafka-command-topic=_rill_eo_{suffix}");
     let mut server = Server::start_with_args(&["--kafka-brokers", &brokers, &commands])
         .await

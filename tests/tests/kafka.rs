@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::FutureRecord;
 use rdkafka::{Offset, TopicPartitionList};
-use rill_tests::{describe_error, exec, expect_sqlstate, plain, query, Server};
+use rill_tests::{describe_error, exec, expect_sqlstate, external_broker, plain, query, Server};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
@@ -167,11 +167,9 @@ async fn queries_over_a_multi_partition_topic_written_by_another_producer() {
 /// creates its topics itself through the admin API.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end_against_an_external_broker() {
-    let Ok(brokers) = std::env::var("RILL_TEST_KAFKA_BROKERS") else {
-        eprintln!("RILL_TEST_KAFKA_BROKERS is not set: skipping (.ci/run sets it)");
+    let Some((brokers, suffix)) = external_broker() else {
         return;
     };
-    let suffix = std::process::id();
     let topic = format!("orders_{suffix}");
     // Its own command topic: other tests share the broker.
     let commands = format!("--kafka-command-topic=_rill_commands_{suffix}");

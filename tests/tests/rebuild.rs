@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use rill_tests::{exec, plain, query, sorted, Server};
+use rill_tests::{exec, external_broker, plain, query, sorted, Server};
 use tokio_postgres::Client;
 
 async fn insert(client: &Client, from: i64, to: i64) {
@@ -91,17 +91,9 @@ async fn wait_for_tables(client: &Client, to: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_data_dir_is_rebuilt_from_the_command_and_state_topics() {
-    let Ok(brokers) = std::env::var("RILL_TEST_KAFKA_BROKERS") else {
-        eprintln!("RILL_TEST_KAFKA_BROKERS is not set: skipping (.ci/run sets it)");
+    let Some((brokers, suffix)) = external_broker() else {
         return;
     };
-    let suffix = format!(
-        "{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-    );
     let commands = format!("--kafka-command-topic=_rill_commands_{suffix}");
     let args = ["--kafka-brokers", brokers.as_str(), commands.as_str()];
 

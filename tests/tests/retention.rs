@@ -2,12 +2,15 @@
 //! delete a topic's oldest segments; what remains reads correctly, queries
 //! that kept up lose nothing, and all of it survives a restart.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rill_tests::{exec, plain, query, try_query, Server};
+use rill_tests::{exec, plain, query, try_query, wait_until, Server};
 use tokio_postgres::Client;
 
 /// Small segments and frequent checks, so a test sees retention act.
+/// How long a test waits for rill to get somewhere.
+const WAIT: Duration = Duration::from_secs(20);
+
 const ARGS: [&str; 4] = [
     "--log-segment-bytes",
     "2048",
@@ -45,18 +48,6 @@ async fn values_of(client: &Client, stream: &str) -> Vec<usize> {
     v
 }
 
-async fn wait_until<F, Fut>(what: &str, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_bytes_keeps_the_newest_records_and_a_query_that_kept_up_loses_nothing() {
     let mut server = Server::start_with_args(&ARGS).await.expect("start rill");
@@ -75,12 +66,12 @@ async fn retention_bytes_keeps_the_newest_records_and_a_query_that_kept_up_loses
         insert_range(&client, from, from + 100).await;
         // Let the copy catch up before retention can delete what it has
         // not read: a query that keeps up loses nothing.
-        wait_until("the copy to catch up", || async {
+        wait_until("the copy to catch up", WAIT, || async {
             values_of(&client, "copy").await.len() == from + 100
         })
         .await;
     }
-    wait_until("retention to delete old segments of s", || async {
+    wait_until("retention to delete old segments of s", WAIT, || async {
         records_in(&client, "s").await < TOTAL as u64 / 2
     })
     .await;
@@ -108,7 +99,7 @@ async fn retention_bytes_keeps_the_newest_records_and_a_query_that_kept_up_loses
 
     // A query started now reads from the new start.
     exec(&client, "CREATE STREAM late_copy AS SELECT * FROM s;").await;
-    wait_until("the late copy to read what remains", || async {
+    wait_until("the late copy to read what remains", WAIT, || async {
         values_of(&client, "late_copy").await.len() >= kept
     })
     .await;
@@ -126,7 +117,7 @@ async fn retention_bytes_keeps_the_newest_records_and_a_query_that_kept_up_loses
     let v = values_of(&client, "s").await;
     assert_eq!(v.last(), Some(&(TOTAL + 49)));
     assert_eq!(v, (TOTAL + 50 - v.len()..TOTAL + 50).collect::<Vec<_>>());
-    wait_until("the copy to see the new records", || async {
+    wait_until("the copy to see the new records", WAIT, || async {
         values_of(&client, "copy").await.len() == TOTAL + 50
     })
     .await;
@@ -166,7 +157,7 @@ async fn retention_ms_deletes_segments_once_they_are_old_and_bad_values_are_refu
     assert_eq!(records_in(&client, "s").await, 500);
     // Once a second has passed, every segment but the one being written
     // goes; the default retention (7 days) keeps `keep` whole.
-    wait_until("old segments of s to go", || async {
+    wait_until("old segments of s to go", WAIT, || async {
         records_in(&client, "s").await < 100
     })
     .await;
