@@ -7,6 +7,8 @@
 # usage: tests/scripts/kafka_catchup.sh BROKER [rill args...]
 #   BROKER   a Kafka-protocol broker with an admin API (e.g. Tansu)
 #   RILL     the rill binary (default target/release/rill)
+#   COMMAND_TOPIC  rill's command topic (default: one per run; empty turns
+#            the command and state topics off)
 # Needs psql and python3 with confluent_kafka (as .ci/run installs).
 set -euo pipefail
 BROKER=$1; shift
@@ -16,7 +18,7 @@ RUN=r$RANDOM
 DATA=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$RILL" --listen 127.0.0.1:$PORT --data-dir "$DATA" --kafka-brokers "$BROKER" \
-  --kafka-command-topic="_rill_commands_$RUN" "$@" > "$DATA.log" 2>&1 &
+  --kafka-command-topic="${COMMAND_TOPIC-_rill_commands_$RUN}" "$@" > "$DATA.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; rm -rf "$DATA"' EXIT
 for _ in $(seq 50); do
