@@ -655,3 +655,14 @@ pub fn external_broker() -> Option<(String, String)> {
         .map_or(0, |d| d.as_millis());
     Some((brokers, format!("{}_{millis}", std::process::id())))
 }
+
+/// The `v` column of `stream` as numbers, sorted.
+pub async fn values_of(client: &Client, stream: &str) -> Vec<usize> {
+    let rows = query(client, &format!("SELECT v FROM {stream};")).await;
+    let mut v: Vec<usize> = plain(&rows)
+        .iter()
+        .map(|r| r[0].parse().expect("v"))
+        .collect();
+    v.sort_unstable();
+    v
+}

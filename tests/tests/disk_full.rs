@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use rill_tests::{describe_error, exec, expect_sqlstate, plain, query, wait_until, Server};
+use rill_tests::{
+    describe_error, exec, expect_sqlstate, plain, query, values_of, wait_until, Server,
+};
 use tokio_postgres::Client;
 
 /// How long the test waits for rill to get somewhere.
@@ -90,16 +92,6 @@ fn assert_exactly_once(values: &[usize], n: usize) {
         (0, 0, 0),
         "(missing, duplicated, unexpected) values of 0..{n}"
     );
-}
-
-async fn values_of(client: &Client, stream: &str) -> Vec<usize> {
-    let rows = query(client, &format!("SELECT v FROM {stream};")).await;
-    let mut v: Vec<usize> = plain(&rows)
-        .iter()
-        .map(|r| r[0].parse().expect("v"))
-        .collect();
-    v.sort_unstable();
-    v
 }
 
 /// (status, last_error) of the query writing `sink`.

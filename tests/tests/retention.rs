@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rill_tests::{exec, plain, query, try_query, wait_until, Server};
+use rill_tests::{exec, plain, query, try_query, values_of, wait_until, Server};
 use tokio_postgres::Client;
 
 /// Small segments and frequent checks, so a test sees retention act.
@@ -35,17 +35,6 @@ async fn insert_range(client: &Client, from: usize, to: usize) {
         &format!("INSERT INTO s (id, v) VALUES {};", values.join(", ")),
     )
     .await;
-}
-
-/// The `v` values of a stream, sorted.
-async fn values_of(client: &Client, stream: &str) -> Vec<usize> {
-    let rows = query(client, &format!("SELECT v FROM {stream};")).await;
-    let mut v: Vec<usize> = plain(&rows)
-        .iter()
-        .map(|r| r[0].parse().expect("v"))
-        .collect();
-    v.sort_unstable();
-    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
