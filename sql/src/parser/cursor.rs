@@ -569,22 +569,19 @@ impl Cursor {
             }
         }
         if self.eat_word("VALUES") {
-            let mut rows = Vec::new();
-            loop {
-                let start = self.pos;
-                let fallback = self.location();
-                let mut parser = sql_parser(self.rest());
-                let row = parser
-                    .expect_token(&Token::LParen)
-                    .and_then(|_| parser.parse_comma_separated(|p| p.parse_expr()))
-                    .and_then(|r| parser.expect_token(&Token::RParen).map(|_| r))
-                    .map_err(|e| convert_error(e, fallback))?;
-                self.pos = start + parser.index();
-                rows.push(row);
-                if !self.eat(&Token::Comma) {
-                    break;
-                }
-            }
+            // One sqlparser over every row: rows are many in bulk loads.
+            let start = self.pos;
+            let fallback = self.location();
+            let mut parser = sql_parser(self.rest());
+            let rows = parser
+                .parse_comma_separated(|p| {
+                    p.expect_token(&Token::LParen)?;
+                    let row = p.parse_comma_separated(|p| p.parse_expr())?;
+                    p.expect_token(&Token::RParen)?;
+                    Ok(row)
+                })
+                .map_err(|e| convert_error(e, fallback))?;
+            self.pos = start + parser.index();
             return Ok(Statement::InsertValues(InsertValues {
                 target,
                 columns,
