@@ -13,6 +13,7 @@
 //! no orphan behind, and prints the server's log if the test is panicking.
 
 pub mod formats;
+pub mod nexmark;
 pub mod registry;
 
 use std::fs::{File, OpenOptions};
@@ -345,7 +346,7 @@ impl Server {
                     self.log_tail(16 * 1024)
                 );
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
 }
@@ -438,17 +439,19 @@ pub fn rill_binary() -> anyhow::Result<&'static Path> {
 /// The target directory and profile the test binary itself was built in,
 /// so `cargo test --release` tests a release `rill`.
 fn target_and_profile() -> (PathBuf, String) {
-    // A test executable lives in <target>/<profile>/deps/.
+    // A test executable lives in <target>/<profile>/deps/, a binary of this
+    // crate (the benchmark) in <target>/<profile>/.
     if let Ok(exe) = std::env::current_exe() {
-        if let Some(deps) = exe.parent() {
-            if deps.file_name().is_some_and(|n| n == "deps") {
-                if let (Some(profile_dir), Some(profile)) =
-                    (deps.parent(), deps.parent().and_then(Path::file_name))
-                {
-                    if let Some(target) = profile_dir.parent() {
-                        return (target.to_path_buf(), profile.to_string_lossy().into_owned());
-                    }
-                }
+        let profile_dir = exe.parent().and_then(|dir| {
+            if dir.file_name().is_some_and(|n| n == "deps") {
+                dir.parent()
+            } else {
+                Some(dir).filter(|d| d.join(".fingerprint").is_dir())
+            }
+        });
+        if let Some(profile_dir) = profile_dir {
+            if let (Some(target), Some(profile)) = (profile_dir.parent(), profile_dir.file_name()) {
+                return (target.to_path_buf(), profile.to_string_lossy().into_owned());
             }
         }
     }
