@@ -4,6 +4,12 @@ use clap::Parser;
 use rill_server::config::Config;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the hot paths allocate many small short-lived values from
+/// several threads; glibc's per-thread arenas kept hundreds of MB of freed
+/// memory resident and spent a tenth of the time in malloc/free.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
