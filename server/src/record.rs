@@ -77,6 +77,8 @@ pub struct RecordCodec {
     width: usize,
     key_idx: Vec<usize>,
     value_idx: Vec<usize>,
+    /// The value columns decoded (all of `value_idx`, or those read).
+    decoded_idx: Vec<usize>,
     /// Windowed tables: WINDOWSTART/WINDOWEND positions, and how the
     /// bounds trail the key columns in the record key.
     window_idx: Option<(usize, usize, WindowedKey)>,
@@ -169,11 +171,37 @@ impl RecordCodec {
         rel: &RelationDesc,
         registry: Option<&Arc<SchemaRegistry>>,
     ) -> Result<RecordCodec> {
+        RecordCodec::try_new_reading(rel, registry, None)
+    }
+
+    /// Like [`RecordCodec::try_new`], but decoding only the columns marked
+    /// in `read` (and the timestamp column) where the value format can skip
+    /// fields (JSON objects): the others decode as NULL, and are not checked.
+    pub fn try_new_reading(
+        rel: &RelationDesc,
+        registry: Option<&Arc<SchemaRegistry>>,
+        read: Option<&[bool]>,
+    ) -> Result<RecordCodec> {
         let sides = Sides::of(rel);
         let key_kind = sides.key_kind(rel)?;
         let value_kind = FormatKind::parse(&rel.format.value_format)?;
         let (key_opts, value_opts) = Sides::options(rel, registry)?;
         let (key_cols, value_cols) = (&sides.key, &sides.value);
+        let ts_col = rel
+            .timestamp_column
+            .as_deref()
+            .and_then(|name| rel.column_index(name));
+        // A single unwrapped JSON value is the column itself: nothing to skip.
+        let (decoded_idx, decoded) = match read {
+            Some(read) if value_kind == FormatKind::Json && value_cols.len() > 1 => sides
+                .value_idx
+                .iter()
+                .zip(value_cols)
+                .filter(|(&i, _)| read.get(i).copied().unwrap_or(true) || ts_col == Some(i))
+                .map(|(&i, c)| (i, c.clone()))
+                .unzip(),
+            _ => (sides.value_idx.clone(), value_cols.clone()),
+        };
         let window_idx = if let Some(kind) = &rel.window {
             match (
                 rel.column_index("WINDOWSTART"),
@@ -207,11 +235,12 @@ impl RecordCodec {
             kind: rel.kind,
             width: rel.columns.len(),
             key_dec: Decoder::try_new(key_kind, key_cols, &key_opts)?,
-            value_dec: Decoder::try_new(value_kind, value_cols, &value_opts)?,
+            value_dec: Decoder::try_new(value_kind, &decoded, &value_opts)?,
             key_enc: Encoder::try_new(key_kind, key_cols, &key_opts)?,
             value_enc: Encoder::try_new(value_kind, value_cols, &value_opts)?,
             key_idx: sides.key_idx,
             value_idx: sides.value_idx,
+            decoded_idx,
             window_idx,
             timestamp,
             scratch: Vec::new(),
@@ -324,7 +353,7 @@ impl RecordCodec {
                 self.value_dec
                     .decode(bytes, &mut self.scratch)
                     .map_err(|e| format!("value: {e}"))?;
-                for (v, &i) in self.scratch.drain(..).zip(&self.value_idx) {
+                for (v, &i) in self.scratch.drain(..).zip(&self.decoded_idx) {
                     row[i] = v;
                 }
                 1
@@ -479,5 +508,54 @@ mod tests {
             -58_897_971
         );
         assert_eq!(murmur2(b"abc"), 479_470_107);
+    }
+
+    /// A stream of bids read by a query that uses only some columns: the
+    /// others decode as NULL and are not checked; the read ones and the
+    /// timestamp column still are.
+    #[test]
+    fn only_the_columns_read_are_decoded() {
+        let col = |n: &str, t: DataType| ColumnDesc::new(n, t, false);
+        let mut rel = windowed(WindowKind::Tumbling { size: 1000 });
+        rel.kind = RelationKind::Stream;
+        rel.window = None;
+        rel.columns = vec![
+            col("AUCTION", DataType::BigInt),
+            col("BIDDER", DataType::BigInt),
+            col("TS", DataType::BigInt),
+        ];
+        rel.format.key_format = "NONE".into();
+        rel.timestamp_column = Some("TS".into());
+        let read = [true, false, false];
+        let mut codec = RecordCodec::try_new_reading(&rel, None, Some(&read)).unwrap();
+        let rec = |value: &str| Record {
+            offset: 0,
+            timestamp: 5,
+            key: None,
+            value: Some(value.as_bytes().to_vec()),
+        };
+        let c = codec
+            .decode(0, &rec(r#"{"auction": 7, "bidder": 1, "ts": 1700}"#))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            &c.row[..3],
+            &[Value::BigInt(7), Value::Null, Value::BigInt(1700)]
+        );
+        assert_eq!(c.time, 1700);
+        // A wrong type in a column not read is not looked at...
+        assert!(codec
+            .decode(0, &rec(r#"{"auction": 7, "bidder": [1], "ts": 1700}"#))
+            .is_ok());
+        // ...in one read it is, and so is malformed JSON.
+        assert!(codec
+            .decode(0, &rec(r#"{"auction": "x", "bidder": 1, "ts": 1700}"#))
+            .is_err());
+        assert!(codec.decode(0, &rec(r#"{"auction": 7,"#)).is_err());
+        // Without a projection every column is checked.
+        let mut all = RecordCodec::try_new(&rel, None).unwrap();
+        assert!(all
+            .decode(0, &rec(r#"{"auction": 7, "bidder": [1], "ts": 1700}"#))
+            .is_err());
     }
 }

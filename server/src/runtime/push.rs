@@ -91,6 +91,7 @@ pub fn start(engine: &Arc<Engine>, bound: BoundQuery, earliest: bool) -> Result<
         engine,
         &source,
         start_offsets(log.as_ref(), &source.topic, earliest)?,
+        &pipeline,
     )?;
     let mut changes: Vec<Change> = Vec::new();
     let mut out: Vec<Change> = Vec::new();

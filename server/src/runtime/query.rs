@@ -135,7 +135,7 @@ impl QueryTask {
         Ok(QueryTask {
             engine: engine.clone(),
             topic: source.topic.clone(),
-            source: SourceReader::try_new(engine, &source, offsets)?,
+            source: SourceReader::try_new(engine, &source, offsets, &pipeline)?,
             desc,
             pipeline,
             sink,

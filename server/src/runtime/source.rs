@@ -1,8 +1,8 @@
 //! Reading a relation's topic: records past per-partition offsets, decoded
 //! into changes. Shared by persistent and push queries.
 
-use rill_sql::catalog::RelationDesc;
-use rill_sql::dataflow::Change;
+use rill_sql::catalog::{RelationDesc, PSEUDO_COLUMNS};
+use rill_sql::dataflow::{Change, Pipeline};
 use rill_storage::Record;
 
 use crate::backend::LogBackend;
@@ -34,11 +34,20 @@ pub struct SourceReader {
 }
 
 impl SourceReader {
-    pub fn try_new(engine: &Engine, rel: &RelationDesc, offsets: Vec<u64>) -> Result<SourceReader> {
+    /// A reader for `pipeline`: it decodes only the columns the pipeline
+    /// reads, where the format allows.
+    pub fn try_new(
+        engine: &Engine,
+        rel: &RelationDesc,
+        offsets: Vec<u64>,
+        pipeline: &Pipeline,
+    ) -> Result<SourceReader> {
+        let width = rel.columns.len() + PSEUDO_COLUMNS.len();
+        let read = pipeline.columns_read(width);
         Ok(SourceReader {
             topic: rel.topic.clone(),
             offsets,
-            codec: engine.codec(rel)?,
+            codec: RecordCodec::try_new_reading(rel, engine.registry.as_ref(), read.as_deref())?,
             records: Vec::new(),
             skipped: false,
         })

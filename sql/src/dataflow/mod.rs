@@ -190,6 +190,38 @@ impl Pipeline {
         }
     }
 
+    /// Which input columns (of `width`) the pipeline reads; `None` when it
+    /// may pass any of them on (an upsert, or no projection or aggregate
+    /// to end the chain). Columns it does not read need not be decoded.
+    pub fn columns_read(&self, width: usize) -> Option<Vec<bool>> {
+        let mut read = vec![false; width];
+        let mut mark = |e: &crate::expr::Expr| {
+            e.visit(&mut |e| {
+                if let crate::expr::Expr::Column(i) = e {
+                    if let Some(r) = read.get_mut(*i) {
+                        *r = true;
+                    }
+                }
+            })
+        };
+        for op in &self.operators {
+            match op {
+                Operator::Upsert(_) => return None,
+                // Passes rows on unchanged: what comes later reads them too.
+                Operator::Filter(f) => mark(&f.predicate),
+                Operator::Project(p) => {
+                    p.exprs.iter().for_each(&mut mark);
+                    return Some(read);
+                }
+                Operator::Aggregate(a) => {
+                    a.inputs().for_each(&mut mark);
+                    return Some(read);
+                }
+            }
+        }
+        None
+    }
+
     /// In-memory state entries across operators.
     pub fn state_size(&self) -> usize {
         self.operators.iter().map(Operator::state_size).sum()

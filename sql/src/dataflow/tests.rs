@@ -1450,3 +1450,40 @@ proptest! {
         prop_assert_eq!(batched.late_drops(), one_by_one.late_drops());
     }
 }
+
+#[test]
+fn columns_read_stop_at_the_first_projection_or_aggregate() {
+    let col = Expr::Column;
+    let filter = |i| {
+        Operator::Filter(Filter {
+            predicate: Expr::Binary {
+                op: BinaryOp::Gt,
+                left: Box::new(col(i)),
+                right: Box::new(Expr::Literal(Value::Int(0))),
+            },
+        })
+    };
+    let project = |cols: &[usize]| {
+        Operator::Project(Project {
+            exprs: cols.iter().map(|&i| col(i)).collect(),
+        })
+    };
+    let read = |ops: Vec<Operator>| Pipeline::new(ops).columns_read(5);
+    assert_eq!(
+        read(vec![filter(4), project(&[1]), project(&[0])]),
+        Some(vec![false, true, false, false, true])
+    );
+    assert_eq!(
+        read(vec![aggregate(
+            &[2],
+            vec![call("SUM", 3)],
+            None,
+            false,
+            true
+        )]),
+        Some(vec![false, false, true, true, false])
+    );
+    // Rows passed on whole: every column may be needed downstream.
+    assert_eq!(read(vec![filter(4)]), None);
+    assert_eq!(read(Vec::new()), None);
+}
