@@ -204,6 +204,21 @@ pub struct QueryFigures {
 }
 
 impl QueryFigures {
+    /// The figures as a row of [`Report::table`].
+    pub fn line(&self) -> String {
+        format!(
+            "{:<8} {:>10.0} {:>12.0} {:>9.2} {:>9.2} {:>7.0} MB {:>10}  {}",
+            self.name,
+            self.events_per_sec(),
+            self.events_per_cpu_sec(),
+            self.wall.as_secs_f64(),
+            self.cpu.as_secs_f64(),
+            self.peak_rss_bytes as f64 / 1e6,
+            self.rows,
+            self.mismatch.as_deref().unwrap_or("ok"),
+        )
+    }
+
     pub fn events_per_sec(&self) -> f64 {
         self.events as f64 / self.wall.as_secs_f64().max(1e-9)
     }
@@ -278,18 +293,7 @@ impl Report {
             "query", "events/s", "events/CPU-s", "wall s", "CPU s", "peak RSS", "rows"
         );
         for q in &self.queries {
-            let _ = writeln!(
-                s,
-                "{:<8} {:>10.0} {:>12.0} {:>9.2} {:>9.2} {:>7.0} MB {:>10}  {}",
-                q.name,
-                q.events_per_sec(),
-                q.events_per_cpu_sec(),
-                q.wall.as_secs_f64(),
-                q.cpu.as_secs_f64(),
-                q.peak_rss_bytes as f64 / 1e6,
-                q.rows,
-                q.mismatch.as_deref().unwrap_or("ok"),
-            );
+            let _ = writeln!(s, "{}", q.line());
         }
         if let Some(sv) = &self.serving {
             let _ = writeln!(s, "\nServing, a table of {} keys", sv.keys);
@@ -440,6 +444,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         let figures = run_query(&client, pid, spec, &expected, &topic(spec.name))
             .await
             .with_context(|| format!("query {}", spec.name))?;
+        // As it goes, so a run that fails later still shows these.
+        eprintln!("{}", figures.line());
         queries.push(figures);
     }
     drop(client);
