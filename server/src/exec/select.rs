@@ -55,7 +55,15 @@ pub(super) async fn run(engine: &Arc<Engine>, session: &Session, select: Select)
                 _ = cancelled.changed() => return Err(Error::Canceled),
             }
             if rel.kind == RelationKind::Table {
-                blocking(|| scan_table(engine, rel, &bound))?
+                let range = key_range(bound.filter.as_ref(), rel);
+                // A lookup of one key reads at most one row: run it here,
+                // where handing the worker's tasks to another thread for
+                // it (`blocking`) cost more than the read.
+                if range.prefix.len() == rel.key_indices().len() {
+                    scan_table(engine, rel, &bound, &range)?
+                } else {
+                    blocking(|| scan_table(engine, rel, &bound, &range))?
+                }
             } else {
                 blocking(|| scan_stream(engine, rel, &bound))?
             }
@@ -178,8 +186,12 @@ fn key_range(filter: Option<&Expr>, rel: &RelationDesc) -> KeyRange {
     KeyRange { prefix, next }
 }
 
-fn scan_table(engine: &Engine, rel: &RelationDesc, bound: &BoundQuery) -> Result<Vec<Row>> {
-    let range = key_range(bound.filter.as_ref(), rel);
+fn scan_table(
+    engine: &Engine,
+    rel: &RelationDesc,
+    bound: &BoundQuery,
+    range: &KeyRange,
+) -> Result<Vec<Row>> {
     let mut prefix = Vec::new();
     codec::encode_key(&range.prefix, &mut prefix);
     // Every stored key continues the prefix with a type tag below 0xff.
