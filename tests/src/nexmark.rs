@@ -401,20 +401,11 @@ fn logged(v: Option<u64>) -> String {
 
 /// Runs the whole benchmark.
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
-    let suffix = format!("{}", std::process::id());
-    let mut args = opts.server_args.clone();
-    if let Some(brokers) = &opts.kafka {
-        args.extend(["--kafka-brokers".into(), brokers.clone()]);
-        args.push(format!("--kafka-command-topic=_rill_nexmark_{suffix}"));
-    }
+    let args = server_args(opts, "queries");
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::start_with_args(&arg_refs).await?;
     let client = server.connect().await?;
-    // Topic names are unique per run: a broker may be shared.
-    let topic = |name: &str| match opts.kafka {
-        Some(_) => format!("nexmark_{name}_{suffix}"),
-        None => name.to_string(),
-    };
+    let topic = |name: &str| topic_name(opts, name);
 
     run_sql(
         &client,
@@ -452,7 +443,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     drop(server);
 
     let serving = if opts.serving_keys > 0 {
-        Some(serving(opts, &args).await.context("serving figures")?)
+        Some(serving(opts).await.context("serving figures")?)
     } else {
         None
     };
@@ -469,6 +460,30 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         queries,
         serving,
     })
+}
+
+/// rill's arguments for one phase of a run. With Kafka each phase's server
+/// gets a command topic of its own: one with an empty data dir replays the
+/// command topic it is given.
+fn server_args(opts: &Options, phase: &str) -> Vec<String> {
+    let mut args = opts.server_args.clone();
+    if let Some(brokers) = &opts.kafka {
+        args.extend(["--kafka-brokers".into(), brokers.clone()]);
+        args.push(format!(
+            "--kafka-command-topic=_rill_nexmark_{phase}_{}",
+            std::process::id()
+        ));
+    }
+    args
+}
+
+/// A topic's name: with Kafka unique to this run, as the broker may be
+/// shared.
+fn topic_name(opts: &Options, name: &str) -> String {
+    match opts.kafka {
+        Some(_) => format!("nexmark_{name}_{}", std::process::id()),
+        None => name.to_string(),
+    }
 }
 
 async fn run_sql(client: &Client, sql: &str) -> anyhow::Result<()> {
@@ -806,22 +821,19 @@ fn value_of(k: i64) -> i64 {
     k.wrapping_mul(7919) % 1_000_003
 }
 
-async fn serving(opts: &Options, args: &[String]) -> anyhow::Result<ServingFigures> {
+async fn serving(opts: &Options) -> anyhow::Result<ServingFigures> {
     let mut figures = ServingFigures {
         keys: opts.serving_keys,
         ..ServingFigures::default()
     };
+    let args = server_args(opts, "serving");
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let t0 = Instant::now();
     let mut server = Server::start_with_args(&arg_refs).await?;
     figures.start = t0.elapsed();
     figures.start_logged_ms = logged_ms(&server.log(), "startup_ms");
     let client = server.connect().await?;
-    let suffix = std::process::id();
-    let topic = |name: &str| match opts.kafka {
-        Some(_) => format!("nexmark_{name}_{suffix}"),
-        None => name.to_string(),
-    };
+    let topic = |name: &str| topic_name(opts, name);
 
     run_sql(
         &client,
@@ -861,7 +873,7 @@ async fn serving(opts: &Options, args: &[String]) -> anyhow::Result<ServingFigur
         .pull
         .push(pull_load(&server, opts, 16, Some(10_000.0)).await?);
 
-    let (rate, p50, p99) = insert_to_visible(&server, &client, opts, &topic).await?;
+    let (rate, p50, p99) = insert_to_visible(&server, &client, opts).await?;
     figures.insert_rate = rate;
     figures.insert_visible_p50 = p50;
     figures.insert_visible_p99 = p99;
@@ -966,9 +978,9 @@ async fn insert_to_visible(
     server: &Server,
     client: &Client,
     opts: &Options,
-    topic: &dyn Fn(&str) -> String,
 ) -> anyhow::Result<(f64, Duration, Duration)> {
     const RATE: f64 = 200.0;
+    let topic = |name: &str| topic_name(opts, name);
     run_sql(
         client,
         &format!(
