@@ -103,6 +103,9 @@ pub struct KafkaLog {
     known_ends: Mutex<HashMap<(String, u32), u64>>,
     /// A consumer that finds a partition's end by reading (see `end_of`).
     end_probe: Mutex<BaseConsumer>,
+    /// What that read found, by the high watermark it started from: while
+    /// the watermark stays, no batch was added, so the end is the same.
+    probed_ends: Mutex<HashMap<(String, u32), (u64, u64)>>,
     appends: AppendSignal,
     /// One consumer per query's group, used only to commit its progress.
     progress: Mutex<HashMap<String, BaseConsumer>>,
@@ -351,6 +354,7 @@ impl KafkaLog {
             }),
             known_ends: Mutex::new(HashMap::new()),
             end_probe: Mutex::new(end_probe),
+            probed_ends: Mutex::new(HashMap::new()),
             appends: AppendSignal::default(),
             progress: Mutex::new(HashMap::new()),
             producer_config,
@@ -562,6 +566,12 @@ impl KafkaLog {
         if high <= low {
             return Ok(end);
         }
+        let key = (topic.to_string(), partition);
+        if let Some(&(probed_high, probed_end)) = lock(&self.probed_ends).get(&key) {
+            if probed_high == high {
+                return Ok(end.max(probed_end));
+            }
+        }
         let from = i64::try_from(high - 1)
             .map_err(|_| StorageError::InvalidArgument(format!("offset {high} is out of range")))?;
         let probe = lock(&self.end_probe);
@@ -595,6 +605,9 @@ impl KafkaLog {
             }
         }
         let _ = probe.unassign();
+        if got {
+            lock(&self.probed_ends).insert(key, (high, end));
+        }
         self.learn_end(topic, partition, end);
         Ok(end)
     }
@@ -1065,6 +1078,7 @@ impl LogBackend for KafkaLog {
                 .collect()
         };
         drop(closing);
+        lock(&self.probed_ends).retain(|(topic, _), _| topic != name);
         let outcome = block_on(self.admin.delete_topics(&[name], &Self::admin_options()));
         let failure = match outcome {
             Ok(results) => results.into_iter().find_map(|r| r.err()).map(|(_, c)| c),
