@@ -4,9 +4,9 @@ use clap::Parser;
 use rill_server::config::Config;
 use tracing_subscriber::EnvFilter;
 
-/// mimalloc: the hot paths allocate many small short-lived values from
-/// several threads; glibc's per-thread arenas kept hundreds of MB of freed
-/// memory resident and spent a tenth of the time in malloc/free.
+/// mimalloc: the hot paths allocate many small short-lived values; with
+/// glibc's malloc, malloc/free were a tenth of a query thread's profile, and
+/// mimalloc made the windowed Nexmark queries about 1.5x faster.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
