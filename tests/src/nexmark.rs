@@ -29,6 +29,8 @@ pub const BASE_TIME_MS: u64 = 1_700_000_000_000;
 /// sending them.
 const INSERT_BATCH: usize = 1000;
 const LOAD_SESSIONS: usize = 2;
+/// How long the Kafka loader waits for room in its producer's queue.
+const LOAD_STALL: Duration = Duration::from_secs(60);
 /// Window sizes of the windowed queries.
 const WINDOW_MS: i64 = 10_000;
 const HOP_MS: i64 = 2_000;
@@ -579,10 +581,14 @@ fn load_kafka(brokers: &str, topic: &str, n: u64) -> anyhow::Result<Expected> {
         let mut record = BaseRecord::<(), String>::to(topic)
             .payload(&value)
             .timestamp(b.date_time as i64);
+        let stuck_at = Instant::now() + LOAD_STALL;
         loop {
             match producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    if Instant::now() > stuck_at {
+                        bail!("producing to {topic}: the broker took nothing for {LOAD_STALL:?}");
+                    }
                     record = r;
                     std::thread::sleep(Duration::from_millis(5));
                 }
