@@ -187,10 +187,20 @@ impl RecordCodec {
         let value_kind = FormatKind::parse(&rel.format.value_format)?;
         let (key_opts, value_opts) = Sides::options(rel, registry)?;
         let (key_cols, value_cols) = (&sides.key, &sides.value);
-        let ts_col = rel
-            .timestamp_column
-            .as_deref()
-            .and_then(|name| rel.column_index(name));
+        let timestamp = match &rel.timestamp_column {
+            Some(name) => {
+                let i = rel
+                    .column_index(name)
+                    .ok_or_else(|| Error::Internal(format!("timestamp column {name} missing")))?;
+                Some((
+                    i,
+                    rel.columns[i].data_type.clone(),
+                    rel.timestamp_format.clone(),
+                ))
+            }
+            None => None,
+        };
+        let ts_col = timestamp.as_ref().map(|t| t.0);
         // A single unwrapped JSON value is the column itself: nothing to skip.
         let (decoded_idx, decoded) = match read {
             Some(read) if value_kind == FormatKind::Json && value_cols.len() > 1 => sides
@@ -217,19 +227,6 @@ impl RecordCodec {
             }
         } else {
             None
-        };
-        let timestamp = match &rel.timestamp_column {
-            Some(name) => {
-                let i = rel
-                    .column_index(name)
-                    .ok_or_else(|| Error::Internal(format!("timestamp column {name} missing")))?;
-                Some((
-                    i,
-                    rel.columns[i].data_type.clone(),
-                    rel.timestamp_format.clone(),
-                ))
-            }
-            None => None,
         };
         Ok(RecordCodec {
             kind: rel.kind,
