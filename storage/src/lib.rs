@@ -7,8 +7,10 @@
 pub mod error;
 pub mod keys;
 pub mod log;
+pub mod state_log;
 pub mod store;
 
 pub use error::{Result, StorageError};
 pub use log::{Log, LogOptions, Record, RecordRef, Retention};
+pub use state_log::StateLog;
 pub use store::{Store, WriteBatch};

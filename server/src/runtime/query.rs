@@ -10,7 +10,7 @@ use rill_sql::dataflow::{Change, Pipeline};
 use rill_sql::parser::{parse_statement, RelationKind, Statement};
 use rill_sql::plan::plan_query;
 use rill_sql::Value;
-use rill_storage::{keys, StorageError, WriteBatch};
+use rill_storage::{keys, StateLog, StorageError, WriteBatch};
 use tracing::{debug, error, info, warn};
 
 use super::changelog;
@@ -33,6 +33,8 @@ pub(super) struct QueryTask {
     topic: String,
     source: SourceReader,
     pipeline: Pipeline,
+    /// Where the pipeline's state is committed.
+    state_log: StateLog,
     sink: Sink,
     /// Writes bad input records to the processing log.
     problems: Sink,
@@ -107,10 +109,9 @@ impl QueryTask {
             .filter(|_| desc.exactly_once)
             .map(|(topic, _)| topic.clone());
         let mut pipeline = plan_pipeline(engine, &desc)?;
-        for entry in engine.store.scan_prefix(&keys::state_prefix(&desc.id)) {
-            let (k, v) = entry?;
-            let prefix_len = keys::state_prefix(&desc.id).len();
-            pipeline.restore(&k[prefix_len..], &v)?;
+        let (state_log, entries) = StateLog::open(&engine.store, &desc.id)?;
+        for (k, v) in &entries {
+            pipeline.restore(k, v)?;
         }
         let partitions = engine
             .log
@@ -138,6 +139,7 @@ impl QueryTask {
             source: SourceReader::try_new(engine, &source, offsets, &pipeline)?,
             desc,
             pipeline,
+            state_log,
             sink,
             problems: Sink::try_new(engine, &processing_log_desc(), true)?,
             state_topic,
@@ -309,12 +311,13 @@ impl QueryTask {
         let mut batch = WriteBatch::new();
         let mut writes = Vec::new();
         self.pipeline.drain_dirty(&mut writes);
-        for (k, v) in writes {
-            let key = keys::state(&self.desc.id, &k);
-            match v {
-                Some(v) => batch.put(key, v),
-                None => batch.delete(key),
-            }
+        if !writes.is_empty() && self.state_log.wants_snapshot() {
+            let mut entries = Vec::new();
+            self.pipeline.snapshot(&mut entries);
+            self.state_log
+                .write_snapshot(&self.engine.store, &entries, &mut batch)?;
+        } else {
+            self.state_log.append(&writes, &mut batch);
         }
         let log = self.engine.log.as_ref();
         let transaction = self.transaction.as_deref();

@@ -417,30 +417,50 @@ impl Aggregate {
     }
 
     pub fn drain_dirty(&mut self, out: &mut Vec<StateWrite>) {
-        for key in self.dirty.drain() {
-            let mut k = vec![GROUP_TAG];
-            let mut parts = key.0.clone();
-            parts.push(Value::BigInt(key.1));
-            codec::encode_key(&parts, &mut k);
-            let v = self.groups.get(&key).map(|g| {
-                let mut fields = vec![
-                    Value::BigInt(g.end),
-                    Value::BigInt(g.rows),
-                    Value::BigInt(g.max_time),
-                ];
-                fields.extend(g.accs.iter().map(Accumulator::to_state));
-                let mut v = Vec::new();
-                codec::encode_row(&fields, &mut v);
-                v
-            });
-            out.push((k, v));
+        for key in std::mem::take(&mut self.dirty) {
+            let v = self.groups.get(&key).map(Self::group_state);
+            out.push((Self::group_state_key(&key), v));
         }
         if self.meta_dirty {
             self.meta_dirty = false;
-            let mut v = Vec::new();
-            codec::encode_row(&[Value::BigInt(self.stream_time)], &mut v);
-            out.push((vec![META_TAG], Some(v)));
+            out.push((vec![META_TAG], Some(self.meta_state())));
         }
+    }
+
+    /// Every live state entry (what [`Aggregate::restore`] rebuilds it from).
+    pub fn snapshot(&self, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+        for (key, g) in &self.groups {
+            out.push((Self::group_state_key(key), Self::group_state(g)));
+        }
+        if self.stream_time != i64::MIN {
+            out.push((vec![META_TAG], self.meta_state()));
+        }
+    }
+
+    fn group_state_key(key: &GroupKey) -> Vec<u8> {
+        let mut k = vec![GROUP_TAG];
+        let mut parts = key.0.clone();
+        parts.push(Value::BigInt(key.1));
+        codec::encode_key(&parts, &mut k);
+        k
+    }
+
+    fn group_state(g: &Group) -> Vec<u8> {
+        let mut fields = vec![
+            Value::BigInt(g.end),
+            Value::BigInt(g.rows),
+            Value::BigInt(g.max_time),
+        ];
+        fields.extend(g.accs.iter().map(Accumulator::to_state));
+        let mut v = Vec::new();
+        codec::encode_row(&fields, &mut v);
+        v
+    }
+
+    fn meta_state(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        codec::encode_row(&[Value::BigInt(self.stream_time)], &mut v);
+        v
     }
 
     pub fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {

@@ -107,6 +107,15 @@ impl Operator {
         }
     }
 
+    /// Every live state entry, keys relative to the operator.
+    pub fn snapshot(&self, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+        match self {
+            Operator::Upsert(op) => op.snapshot(out),
+            Operator::Aggregate(op) => op.snapshot(out),
+            Operator::Filter(_) | Operator::Project(_) => {}
+        }
+    }
+
     /// Loads one persisted state entry (at startup).
     pub fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
         match self {
@@ -170,6 +179,21 @@ impl Pipeline {
         for (i, op) in self.operators.iter_mut().enumerate() {
             buf.clear();
             op.drain_dirty(&mut buf);
+            for (k, v) in buf.drain(..) {
+                let mut key = Vec::with_capacity(k.len() + 1);
+                key.push(i as u8);
+                key.extend_from_slice(&k);
+                out.push((key, v));
+            }
+        }
+    }
+
+    /// Every live state entry, keyed as [`Pipeline::drain_dirty`] keys
+    /// them: restoring these gives the pipeline's state.
+    pub fn snapshot(&self, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+        let mut buf = Vec::new();
+        for (i, op) in self.operators.iter().enumerate() {
+            op.snapshot(&mut buf);
             for (k, v) in buf.drain(..) {
                 let mut key = Vec::with_capacity(k.len() + 1);
                 key.push(i as u8);

@@ -205,6 +205,14 @@ impl Harness {
                 None => self.store.remove(&k),
             };
         }
+        let mut snapshot = Vec::new();
+        self.pipeline.snapshot(&mut snapshot);
+        snapshot.sort();
+        let committed: Vec<_> = self.store.clone().into_iter().collect();
+        assert_eq!(
+            snapshot, committed,
+            "a snapshot is the state the commits wrote"
+        );
         out
     }
 

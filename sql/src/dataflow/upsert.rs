@@ -62,16 +62,29 @@ impl Upsert {
     }
 
     pub fn drain_dirty(&mut self, out: &mut Vec<StateWrite>) {
-        for key in self.dirty.drain(..) {
-            let mut k = Vec::new();
-            codec::encode_key(&key, &mut k);
-            let v = self.rows.get(&key).map(|row| {
-                let mut v = Vec::new();
-                codec::encode_row(row, &mut v);
-                v
-            });
-            out.push((k, v));
+        for key in std::mem::take(&mut self.dirty) {
+            let v = self.rows.get(&key).map(Self::row_state);
+            out.push((Self::key_state(&key), v));
         }
+    }
+
+    /// Every live state entry (what [`Upsert::restore`] rebuilds it from).
+    pub fn snapshot(&self, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+        for (key, row) in &self.rows {
+            out.push((Self::key_state(key), Self::row_state(row)));
+        }
+    }
+
+    fn key_state(key: &[Value]) -> Vec<u8> {
+        let mut k = Vec::new();
+        codec::encode_key(key, &mut k);
+        k
+    }
+
+    fn row_state(row: &Row) -> Vec<u8> {
+        let mut v = Vec::new();
+        codec::encode_row(row, &mut v);
+        v
     }
 
     pub fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
