@@ -286,6 +286,27 @@ async fn errors_over_the_extended_protocol_carry_sqlstates() {
         describe_error(&e)
     );
 
+    // A persistent query runs its text again after a restart: it takes no
+    // parameters (Postgres's DDL does not either), and nothing is created.
+    let e = client
+        .execute(
+            "CREATE TABLE big AS SELECT id, COUNT(*) AS n FROM s WHERE v > $1 GROUP BY id",
+            &[&5i32],
+        )
+        .await
+        .expect_err("a parameter in CREATE ... AS SELECT is refused");
+    assert_eq!(
+        rill_tests::sqlstate(&e).as_deref(),
+        Some("0A000"),
+        "{}",
+        describe_error(&e)
+    );
+    let e = client
+        .query("SELECT * FROM big", &[])
+        .await
+        .expect_err("the refused table does not exist");
+    assert_eq!(rill_tests::sqlstate(&e).as_deref(), Some("42P01"));
+
     // The session is still usable.
     let rows = client
         .query("SELECT id FROM counts WHERE id = $1", &[&"a"])

@@ -66,7 +66,7 @@ pub struct Engine {
     pub config: Config,
     pub store: Store,
     pub log: Arc<dyn LogBackend>,
-    pub catalog: RwLock<Catalog>,
+    pub catalog: RwLock<Arc<Catalog>>,
     pub runtime: Runtime,
     /// The schema registry of the AVRO format, when configured.
     pub registry: Option<Arc<SchemaRegistry>>,
@@ -170,7 +170,7 @@ impl Engine {
             registry,
             store,
             log,
-            catalog: RwLock::new(catalog),
+            catalog: RwLock::new(Arc::new(catalog)),
             runtime: Runtime::default(),
             log_ends: Mutex::new(log_ends),
             ddl: Mutex::new(()),
@@ -192,11 +192,8 @@ impl Engine {
     }
 
     /// A snapshot of the catalog for binding.
-    pub fn catalog(&self) -> Catalog {
-        self.catalog
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+    pub fn catalog(&self) -> Arc<Catalog> {
+        Arc::clone(&self.catalog.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Commits `batch` with the new committed ends of the log partitions it

@@ -124,7 +124,7 @@ pub(super) fn create_source(
     sql: &str,
 ) -> Result<Output> {
     let _ddl = lock(&engine.ddl);
-    let mut catalog = engine.catalog();
+    let mut catalog = (*engine.catalog()).clone();
     if catalog.relation(&c.name).is_some() {
         if c.if_not_exists {
             return Ok(Output::Command(tag(c.kind, "CREATE")));
@@ -210,7 +210,7 @@ pub(super) fn create_source(
         query = Some(q);
     }
     engine.commit(batch, &[], true)?;
-    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
     if let Some(q) = query {
         engine.runtime.start(engine, q)?;
     }
@@ -289,7 +289,7 @@ pub(super) fn drop(
     delete_topic: bool,
 ) -> Result<Output> {
     let _ddl = lock(&engine.ddl);
-    let mut catalog = engine.catalog();
+    let mut catalog = (*engine.catalog()).clone();
     if name == crate::engine::PROCESSING_LOG {
         return Err(Error::Invalid(format!(
             "{name} is built in and cannot be dropped"
@@ -319,7 +319,7 @@ pub(super) fn drop(
     let mut batch = WriteBatch::new();
     drop_relation(engine, &mut catalog, &mut batch, name, delete_topic)?;
     engine.commit(batch, &[], true)?;
-    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
     info!(name, "dropped {}", kind.name());
     Ok(Output::Command(tag(kind, "DROP")))
 }

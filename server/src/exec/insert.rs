@@ -24,7 +24,7 @@ fn now_ms() -> i64 {
 pub(super) fn insert_values(engine: &Arc<Engine>, ins: InsertValues) -> Result<Output> {
     let catalog = engine.catalog();
     let Some(rel) = catalog.relation(&ins.target) else {
-        let names = rill_sql::catalog::Catalog::relation_names(&catalog);
+        let names = rill_sql::catalog::Catalog::relation_names(&*catalog);
         return Err(BindError::UnknownRelation {
             kind: "stream or table",
             hint: did_you_mean(&ins.target, names.iter().map(String::as_str)),

@@ -63,7 +63,7 @@ pub(super) fn create_as(
 ) -> Result<Output> {
     let exactly_once = exactly_once(engine, session)?;
     let _ddl = lock(&engine.ddl);
-    let mut catalog = engine.catalog();
+    let mut catalog = (*engine.catalog()).clone();
     let tag = format!("CREATE {}", c.kind.name().to_uppercase());
     let existing = catalog.relation(&c.name).cloned();
     if let Some(old) = &existing {
@@ -212,7 +212,7 @@ fn start_query(
     catalog.queries.insert(desc.id.clone(), (qid, desc.clone()));
     initial_offsets(engine, &mut batch, &desc.id, topic, desc.earliest)?;
     engine.commit(batch, &[], true)?;
-    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
     info!(query = %desc.id, earliest = desc.earliest, "started query");
     engine.runtime.start(engine, desc)
 }
@@ -278,7 +278,7 @@ fn replace(
         batch.put(rill_storage::keys::catalog(*rid), bytes);
     }
     engine.commit(batch, &[], true)?;
-    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
     engine.runtime.start(engine, desc)?;
     Ok(Output::Command(format!(
         "CREATE {}",
@@ -295,7 +295,7 @@ pub(super) fn insert_select(
 ) -> Result<Output> {
     let exactly_once = exactly_once(engine, session)?;
     let _ddl = lock(&engine.ddl);
-    let catalog = engine.catalog();
+    let catalog = (*engine.catalog()).clone();
     let Some(target_rel) = catalog.relation(&target).cloned() else {
         return Err(BindError::UnknownRelation {
             kind: "stream",
@@ -374,7 +374,7 @@ pub(super) fn restart(engine: &Arc<Engine>, id: &str) -> Result<Output> {
 
 pub(super) fn terminate(engine: &Arc<Engine>, id: Option<&str>) -> Result<Output> {
     let _ddl = lock(&engine.ddl);
-    let mut catalog = engine.catalog();
+    let mut catalog = (*engine.catalog()).clone();
     let ids: Vec<String> = match id {
         Some(id) => {
             match catalog.query(id) {
@@ -402,6 +402,6 @@ pub(super) fn terminate(engine: &Arc<Engine>, id: Option<&str>) -> Result<Output
         remove_query(engine, &mut catalog, &mut batch, id)?;
     }
     engine.commit(batch, &[], true)?;
-    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = catalog;
+    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
     Ok(Output::Command("TERMINATE".into()))
 }

@@ -31,7 +31,7 @@ pub(super) async fn run(engine: &Arc<Engine>, session: &Session, select: Select)
     } else {
         SelectMode::Pull
     };
-    let bound = bind_select(&select, &catalog, mode)?;
+    let bound = bind_select(&select, &*catalog, mode)?;
     let columns = bound
         .output
         .iter()
@@ -59,7 +59,7 @@ pub(super) async fn run(engine: &Arc<Engine>, session: &Session, select: Select)
                 // A lookup of one key reads at most one row: run it here,
                 // where handing the worker's tasks to another thread for
                 // it (`blocking`) cost more than the read.
-                if range.prefix.len() == rel.key_indices().len() {
+                if range.is_one_key(rel) {
                     scan_table(engine, rel, &bound, &range)?
                 } else {
                     blocking(|| scan_table(engine, rel, &bound, &range))?
@@ -110,6 +110,13 @@ struct KeyRange {
     /// Inclusive bounds on the next key column when it is an integer (a
     /// window start, say) and the filter bounds it.
     next: Option<(i64, i64)>,
+}
+
+impl KeyRange {
+    /// Whether it pins every key column: at most one row.
+    fn is_one_key(&self, rel: &RelationDesc) -> bool {
+        self.prefix.len() == rel.key_indices().len()
+    }
 }
 
 /// Reads the filter's conjuncts for equalities on the leading key columns
@@ -222,10 +229,17 @@ fn scan_table(
             (bound_key(lo), end)
         }
     };
-    let entries = engine.store.range(&start, &end);
+    let values: Vec<Vec<u8>> = if range.next.is_none() && range.is_one_key(rel) {
+        // A get: sled walks a range several times slower.
+        engine.store.get(&start)?.into_iter().collect()
+    } else {
+        let entries = engine.store.range(&start, &end);
+        entries
+            .map(|e| e.map(|(_, v)| v))
+            .collect::<std::result::Result<_, _>>()?
+    };
     let mut changes = Vec::new();
-    for entry in entries {
-        let (_, v) = entry?;
+    for v in values {
         let mut row = codec::decode_row(&v)?;
         // Stored rows are the columns plus ROWTIME.
         let time = row.last().and_then(Value::as_i64).unwrap_or_default();

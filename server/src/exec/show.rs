@@ -334,7 +334,7 @@ fn plan_lines(engine: &Engine, stmt: &Statement) -> Result<Vec<String>> {
                 .into(),
         )),
     };
-    let bound = bind_select(select, &catalog, mode)?;
+    let bound = bind_select(select, &*catalog, mode)?;
     if bound.source.is_none() {
         return Ok(vec!["Constant: one row".into()]);
     }

@@ -22,13 +22,14 @@ use pgwire::api::query::{
 };
 use pgwire::api::results::{DataRowEncoder, FieldInfo, QueryResponse, Response, Tag};
 use pgwire::api::stmt::QueryParser;
-use pgwire::api::store::PortalStore;
+use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{
-    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type,
+    ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type, DEFAULT_NAME,
 };
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::data::{DataRow, RowDescription};
+use pgwire::messages::extendedquery::{Bind, BindComplete};
 use pgwire::messages::response::EmptyQueryResponse;
 use pgwire::messages::simplequery::Query;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
@@ -40,7 +41,7 @@ use rill_sql::parser::{
 use rill_sql::{DataType, Row};
 use tracing::debug;
 
-use crate::engine::{lock, Engine};
+use crate::engine::{lock, Catalog, Engine};
 use crate::error::Error;
 use crate::exec::{execute, Columns, Output};
 use crate::session::Session;
@@ -306,7 +307,13 @@ impl SimpleQueryHandler for Handlers {
 pub struct Prepared {
     sql: String,
     statement: Option<Statement>,
+    /// The parameter types inferred against a catalog, kept while that
+    /// catalog is current so executions do not bind the statement twice.
+    param_types: Arc<Mutex<Option<TypesIn>>>,
 }
+
+/// Parameter types and the catalog they were inferred in.
+type TypesIn = (Arc<Catalog>, Vec<Type>);
 
 /// Parses prepared statements and describes their parameters and results
 /// by binding them against the current catalog.
@@ -315,8 +322,21 @@ pub struct Parser {
 }
 
 impl Parser {
-    fn describe(&self, stmt: &Prepared) -> Result<(Vec<Type>, Columns), Error> {
+    /// The parameter types of `stmt` under the current catalog.
+    fn param_types(&self, stmt: &Prepared) -> Result<Vec<Type>, Error> {
         let catalog = self.engine.catalog();
+        let mut cached = lock(&stmt.param_types);
+        if let Some((c, types)) = cached.as_ref() {
+            if Arc::ptr_eq(c, &catalog) {
+                return Ok(types.clone());
+            }
+        }
+        let (types, _) = self.describe(stmt, &catalog)?;
+        *cached = Some((catalog, types.clone()));
+        Ok(types)
+    }
+
+    fn describe(&self, stmt: &Prepared, catalog: &Catalog) -> Result<(Vec<Type>, Columns), Error> {
         let mut columns = Columns::new();
         let params = match &stmt.statement {
             Some(Statement::Select(s)) => {
@@ -326,7 +346,7 @@ impl Parser {
                     SelectMode::Pull
                 };
                 infer_param_types(|| {
-                    let b = bind_select(s, &catalog, mode)?;
+                    let b = bind_select(s, catalog, mode)?;
                     columns = b
                         .output
                         .iter()
@@ -370,14 +390,16 @@ impl QueryParser for Parser {
         let statement = parse_statement(sql)
             .map_err(|e| user_error(e.into()))?
             .statement;
+        params::check_takes_none(&statement).map_err(user_error)?;
         Ok(Some(Prepared {
             sql: sql.to_string(),
             statement: Some(statement),
+            param_types: Arc::default(),
         }))
     }
 
     fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        self.describe(stmt).map(|(p, _)| p).map_err(user_error)
+        self.param_types(stmt).map_err(user_error)
     }
 
     fn get_result_schema(
@@ -385,7 +407,9 @@ impl QueryParser for Parser {
         stmt: &Prepared,
         format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        let (_, columns) = self.describe(stmt).map_err(user_error)?;
+        let (_, columns) = self
+            .describe(stmt, &self.engine.catalog())
+            .map_err(user_error)?;
         let format = format.cloned().unwrap_or(Format::UnifiedText);
         Ok(fields(&columns, &format).as_ref().clone())
     }
@@ -400,6 +424,41 @@ impl ExtendedQueryHandler for Handlers {
         Arc::new(Parser {
             engine: self.engine.clone(),
         })
+    }
+
+    /// pgwire's own `on_bind`, except that BindComplete is queued rather
+    /// than flushed: it leaves with the rows at the Sync, so a prepared
+    /// pull is one socket write instead of two (a third of the server's
+    /// time per pull was `sendto`).
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement = message.statement_name.as_deref().unwrap_or(DEFAULT_NAME);
+        match client.portal_store().get_statement(statement) {
+            Some(Entry::Value(stored)) => {
+                let portal = Portal::try_new(&message, stored)?;
+                client.portal_store().put_portal(Arc::new(portal));
+            }
+            Some(Entry::Empty) if message.parameters.is_empty() => {
+                let portal = message.portal_name.as_deref().unwrap_or(DEFAULT_NAME);
+                client.portal_store().put_empty_portal(portal);
+            }
+            Some(Entry::Empty) => {
+                return Err(user_error(Error::Invalid(format!(
+                    "bind message supplies {} parameters, but the empty statement takes none",
+                    message.parameters.len()
+                ))))
+            }
+            None => return Err(PgWireError::StatementNotFound(statement.to_owned())),
+        }
+        client
+            .feed(PgWireBackendMessage::BindComplete(BindComplete::new()))
+            .await?;
+        Ok(())
     }
 
     async fn do_query<C>(
@@ -419,8 +478,7 @@ impl ExtendedQueryHandler for Handlers {
         let declared = &portal.statement.parameter_types;
         let inferred = if portal.parameter_len() > 0 {
             self.query_parser()
-                .describe(prepared)
-                .map(|(p, _)| p)
+                .param_types(prepared)
                 .map_err(user_error)?
         } else {
             Vec::new()
@@ -443,12 +501,16 @@ impl ExtendedQueryHandler for Handlers {
             .map_err(user_error)?;
             values.push(v);
         }
-        let sql = if values.is_empty() {
-            prepared.sql.clone()
-        } else {
-            params::substitute(&prepared.sql, &values).map_err(user_error)?
+        let Some(mut statement) = prepared.statement.clone() else {
+            return Err(user_error(Error::Invalid("empty statement".into())));
         };
-        let stmt = parse_statement(&sql).map_err(|e| user_error(e.into()))?;
+        if !values.is_empty() {
+            params::substitute(&mut statement, &values).map_err(user_error)?;
+        }
+        let stmt = ParsedStatement {
+            statement,
+            sql: prepared.sql.clone(),
+        };
         match self.run(&session, stmt, &portal.result_column_format).await {
             Response::Error(e) => Err(PgWireError::UserError(e)),
             r => Ok(r),

@@ -1,12 +1,14 @@
 //! Extended-protocol parameters: decode each bound value by its type and
-//! substitute it into the statement text as a literal.
+//! substitute it into the parsed statement as a literal.
+
+use std::ops::ControlFlow;
 
 use bytes::Bytes;
 use pgwire::api::Type;
 use postgres_types::FromSql;
-use rill_sql::parser::KsqlDialect;
+use rill_sql::parser::Statement;
 use rill_sql::Value;
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::ast::{self as sql, visit_expressions, visit_expressions_mut};
 
 use crate::error::{Error, Result};
 
@@ -62,42 +64,80 @@ pub fn decode(i: usize, t: &Type, bytes: Option<&Bytes>, binary: bool) -> Result
     })
 }
 
-/// The value as a SQL literal the binder coerces back to its column type.
-fn literal(v: &Value) -> String {
+/// The value as the SQL literal the binder coerces back to its column type.
+fn literal(v: &Value) -> sql::Value {
     match v {
-        Value::Null => "NULL".into(),
-        Value::Boolean(b) => if *b { "TRUE" } else { "FALSE" }.into(),
-        Value::Int(_) | Value::BigInt(_) | Value::Decimal(_) => v.to_string(),
-        Value::Double(d) if d.is_finite() => format!("{d:?}"),
-        Value::Bytes(b) => format!(
-            "X'{}'",
-            b.iter().map(|x| format!("{x:02X}")).collect::<String>()
-        ),
-        other => format!("'{}'", other.to_string().replace('\'', "''")),
+        Value::Null => sql::Value::Null,
+        Value::Boolean(b) => sql::Value::Boolean(*b),
+        Value::Int(_) | Value::BigInt(_) | Value::Decimal(_) => {
+            sql::Value::Number(v.to_string(), false)
+        }
+        Value::Double(d) if d.is_finite() => sql::Value::Number(format!("{d:?}"), false),
+        Value::Bytes(b) => {
+            sql::Value::HexStringLiteral(b.iter().map(|x| format!("{x:02X}")).collect::<String>())
+        }
+        other => sql::Value::SingleQuotedString(other.to_string()),
     }
 }
 
-/// Replaces the `$n` parameter markers in `sql` with the values as literals.
-pub fn substitute(sql: &str, values: &[Value]) -> Result<String> {
-    let tokens = Tokenizer::new(&KsqlDialect, sql)
-        .with_unescape(false)
-        .tokenize()
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    let mut out = String::with_capacity(sql.len());
-    for t in tokens {
-        match &t {
-            Token::Placeholder(p) => {
-                let n: usize = p.trim_start_matches('$').parse().unwrap_or(0);
-                let Some(v) = n.checked_sub(1).and_then(|i| values.get(i)) else {
-                    return Err(Error::Invalid(format!(
-                        "there is no parameter {p}: {} given",
-                        values.len()
-                    )));
-                };
-                out.push_str(&literal(v));
-            }
-            other => out.push_str(&other.to_string()),
+/// Refuses a statement that defines objects with `$n` markers in it, when
+/// it is prepared, rather than at its first execution.
+pub fn check_takes_none(stmt: &Statement) -> Result<()> {
+    let query = match stmt {
+        Statement::CreateAs(c) => &c.select.query,
+        Statement::InsertSelect { select, .. } => &select.query,
+        Statement::Explain(inner) => return check_takes_none(inner),
+        _ => return Ok(()),
+    };
+    let found = visit_expressions(query, |e| match e {
+        sql::Expr::Value(v) if matches!(v.value, sql::Value::Placeholder(_)) => {
+            ControlFlow::Break(())
         }
+        _ => ControlFlow::Continue(()),
+    });
+    match found {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(()) => Err(takes_none()),
     }
-    Ok(out)
+}
+
+fn takes_none() -> Error {
+    Error::Unsupported("only SELECT and INSERT ... VALUES take parameters ($1, $2, ...)".into())
+}
+
+/// Replaces the `$n` parameter markers in a parsed statement with the
+/// values as literals, as if they had been written in its text.
+pub fn substitute(stmt: &mut Statement, values: &[Value]) -> Result<()> {
+    let mut replace = |e: &mut sql::Expr| {
+        let sql::Expr::Value(v) = e else {
+            return ControlFlow::Continue(());
+        };
+        let sql::Value::Placeholder(p) = &v.value else {
+            return ControlFlow::Continue(());
+        };
+        let n: usize = p.trim_start_matches('$').parse().unwrap_or(0);
+        match n.checked_sub(1).and_then(|i| values.get(i)) {
+            Some(value) => {
+                v.value = literal(value);
+                ControlFlow::Continue(())
+            }
+            None => ControlFlow::Break(Error::Invalid(format!(
+                "there is no parameter {p}: {} given",
+                values.len()
+            ))),
+        }
+    };
+    let flow = match stmt {
+        Statement::Select(select) => visit_expressions_mut(&mut select.query, &mut replace),
+        Statement::InsertValues(insert) => visit_expressions_mut(&mut insert.rows, &mut replace),
+        Statement::Explain(inner) => return substitute(inner, values),
+        // As in Postgres: statements that define objects take no
+        // parameters (a persistent query's text is what it runs after a
+        // restart).
+        _ => return Err(takes_none()),
+    };
+    match flow {
+        ControlFlow::Continue(()) => Ok(()),
+        ControlFlow::Break(e) => Err(e),
+    }
 }

@@ -61,7 +61,7 @@ pub fn plan_pipeline(engine: &Engine, desc: &QueryDesc) -> Result<Pipeline> {
         _ => return Err(Error::Internal(format!("query {} has no SELECT", desc.id))),
     };
     let catalog = engine.catalog();
-    let bound = bind_select(&select, &catalog, SelectMode::Persistent)?;
+    let bound = bind_select(&select, &*catalog, SelectMode::Persistent)?;
     Ok(plan_query(&bound)?.pipeline)
 }
 
