@@ -448,9 +448,13 @@ impl ExtendedQueryHandler for Handlers {
                 client.portal_store().put_empty_portal(portal);
             }
             Some(Entry::Empty) => {
-                return Err(user_error(Error::Invalid(format!(
-                    "bind message supplies {} parameters, but the empty statement takes none",
-                    message.parameters.len()
+                return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                    "ERROR".into(),
+                    "08P01".into(),
+                    format!(
+                        "bind message supplies {} parameters, but the empty statement takes none",
+                        message.parameters.len()
+                    ),
                 ))))
             }
             None => return Err(PgWireError::StatementNotFound(statement.to_owned())),

@@ -173,18 +173,13 @@ impl Pipeline {
     }
 
     /// Dirty state of every operator, keys prefixed with the operator's
-    /// index (one byte) so operators never collide.
+    /// index (one byte, below 0xff, which the store's state log keeps for
+    /// itself) so operators never collide.
     pub fn drain_dirty(&mut self, out: &mut Vec<StateWrite>) {
         let mut buf = Vec::new();
         for (i, op) in self.operators.iter_mut().enumerate() {
-            buf.clear();
             op.drain_dirty(&mut buf);
-            for (k, v) in buf.drain(..) {
-                let mut key = Vec::with_capacity(k.len() + 1);
-                key.push(i as u8);
-                key.extend_from_slice(&k);
-                out.push((key, v));
-            }
+            out.extend(buf.drain(..).map(|(k, v)| (operator_key(i, &k), v)));
         }
     }
 
@@ -194,12 +189,7 @@ impl Pipeline {
         let mut buf = Vec::new();
         for (i, op) in self.operators.iter().enumerate() {
             op.snapshot(&mut buf);
-            for (k, v) in buf.drain(..) {
-                let mut key = Vec::with_capacity(k.len() + 1);
-                key.push(i as u8);
-                key.extend_from_slice(&k);
-                out.push((key, v));
-            }
+            out.extend(buf.drain(..).map(|(k, v)| (operator_key(i, &k), v)));
         }
     }
 
@@ -250,6 +240,15 @@ impl Pipeline {
     pub fn state_size(&self) -> usize {
         self.operators.iter().map(Operator::state_size).sum()
     }
+}
+
+/// An operator's state key within its pipeline. Plans have a handful of
+/// operators, far below the 255 a byte can tell apart.
+fn operator_key(index: usize, key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len() + 1);
+    out.push(index as u8);
+    out.extend_from_slice(key);
+    out
 }
 
 #[cfg(test)]
