@@ -166,14 +166,7 @@ impl StateLog {
         }
         self.buf.clear();
         for (key, value) in writes {
-            push_bytes(&mut self.buf, key);
-            match value {
-                Some(v) => {
-                    self.buf.push(PUT);
-                    push_bytes(&mut self.buf, v);
-                }
-                None => self.buf.push(DELETE),
-            }
+            push_write(&mut self.buf, key, value.as_deref());
         }
         self.logged += self.buf.len() as u64;
         self.put_chunks(batch);
@@ -190,9 +183,7 @@ impl StateLog {
         store.delete_prefix_into(&keys::state_prefix(&self.query), batch)?;
         self.buf.clear();
         for (key, value) in entries {
-            push_bytes(&mut self.buf, key);
-            self.buf.push(PUT);
-            push_bytes(&mut self.buf, value);
+            push_write(&mut self.buf, key, Some(value));
         }
         self.snapshot = self.buf.len() as u64;
         self.logged = self.snapshot;
@@ -210,6 +201,18 @@ impl StateLog {
             key.extend_from_slice(&u32::try_from(i).unwrap_or(u32::MAX).to_be_bytes());
             batch.put(key, chunk.to_vec());
         }
+    }
+}
+
+/// Appends one write in the chunk format (see the module docs).
+fn push_write(out: &mut Vec<u8>, key: &[u8], value: Option<&[u8]>) {
+    push_bytes(out, key);
+    match value {
+        Some(v) => {
+            out.push(PUT);
+            push_bytes(out, v);
+        }
+        None => out.push(DELETE),
     }
 }
 

@@ -9,6 +9,16 @@ use rill_tests::{describe_error, exec, Server};
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Row};
 
+/// Asserts that `e` is a server error with SQLSTATE `code`.
+fn assert_sqlstate(e: &tokio_postgres::Error, code: &str) {
+    assert_eq!(
+        rill_tests::sqlstate(e).as_deref(),
+        Some(code),
+        "{}",
+        describe_error(e)
+    );
+}
+
 async fn setup(server: &Server) -> Client {
     let client = server.connect().await.expect("connect");
     exec(&client, "SET 'auto.offset.reset' = 'earliest';").await;
@@ -257,34 +267,19 @@ async fn errors_over_the_extended_protocol_carry_sqlstates() {
         .prepare("SELEC id FROM counts")
         .await
         .expect_err("a syntax error fails at prepare");
-    assert_eq!(
-        rill_tests::sqlstate(&e).as_deref(),
-        Some("42601"),
-        "{}",
-        describe_error(&e)
-    );
+    assert_sqlstate(&e, "42601");
 
     let e = client
         .prepare("SELECT * FROM nope WHERE id = $1")
         .await
         .expect_err("an unknown table fails at prepare");
-    assert_eq!(
-        rill_tests::sqlstate(&e).as_deref(),
-        Some("42P01"),
-        "{}",
-        describe_error(&e)
-    );
+    assert_sqlstate(&e, "42P01");
 
     let e = client
         .query("SELECT nope FROM counts WHERE id = $1", &[&"a"])
         .await
         .expect_err("an unknown column fails");
-    assert_eq!(
-        rill_tests::sqlstate(&e).as_deref(),
-        Some("42703"),
-        "{}",
-        describe_error(&e)
-    );
+    assert_sqlstate(&e, "42703");
 
     // A persistent query runs its text again after a restart: it takes no
     // parameters (Postgres's DDL does not either), and nothing is created.
@@ -295,17 +290,12 @@ async fn errors_over_the_extended_protocol_carry_sqlstates() {
         )
         .await
         .expect_err("a parameter in CREATE ... AS SELECT is refused");
-    assert_eq!(
-        rill_tests::sqlstate(&e).as_deref(),
-        Some("0A000"),
-        "{}",
-        describe_error(&e)
-    );
+    assert_sqlstate(&e, "0A000");
     let e = client
         .query("SELECT * FROM big", &[])
         .await
         .expect_err("the refused table does not exist");
-    assert_eq!(rill_tests::sqlstate(&e).as_deref(), Some("42P01"));
+    assert_sqlstate(&e, "42P01");
 
     // The session is still usable.
     let rows = client

@@ -229,18 +229,15 @@ fn scan_table(
             (bound_key(lo), end)
         }
     };
-    let values: Vec<Vec<u8>> = if range.next.is_none() && range.is_one_key(rel) {
-        // A get: sled walks a range several times slower.
-        engine.store.get(&start)?.into_iter().collect()
+    // One key is a get: sled walks a range several times slower.
+    let values: Box<dyn Iterator<Item = rill_storage::Result<Vec<u8>>>> = if range.is_one_key(rel) {
+        Box::new(engine.store.get(&start).transpose().into_iter())
     } else {
-        let entries = engine.store.range(&start, &end);
-        entries
-            .map(|e| e.map(|(_, v)| v))
-            .collect::<std::result::Result<_, _>>()?
+        Box::new(engine.store.range(&start, &end).map(|e| e.map(|(_, v)| v)))
     };
     let mut changes = Vec::new();
     for v in values {
-        let mut row = codec::decode_row(&v)?;
+        let mut row = codec::decode_row(&v?)?;
         // Stored rows are the columns plus ROWTIME.
         let time = row.last().and_then(Value::as_i64).unwrap_or_default();
         row.push(Value::Null); // ROWPARTITION

@@ -306,7 +306,7 @@ impl SimpleQueryHandler for Handlers {
 #[derive(Debug, Clone)]
 pub struct Prepared {
     sql: String,
-    statement: Option<Statement>,
+    statement: Statement,
     /// The parameter types inferred against a catalog, kept while that
     /// catalog is current so executions do not bind the statement twice.
     param_types: Arc<Mutex<Option<TypesIn>>>,
@@ -339,7 +339,7 @@ impl Parser {
     fn describe(&self, stmt: &Prepared, catalog: &Catalog) -> Result<(Vec<Type>, Columns), Error> {
         let mut columns = Columns::new();
         let params = match &stmt.statement {
-            Some(Statement::Select(s)) => {
+            Statement::Select(s) => {
                 let mode = if s.emit.is_some() {
                     SelectMode::Push
                 } else {
@@ -355,19 +355,12 @@ impl Parser {
                     Ok(())
                 })?
             }
-            Some(Statement::InsertValues(i)) => match catalog.relation(&i.target) {
+            Statement::InsertValues(i) => match catalog.relation(&i.target) {
                 Some(rel) => infer_param_types(|| bind_insert_values(i, rel).map(|_| ()))?,
                 None => Vec::new(),
             },
-            Some(
-                Statement::Show { .. }
-                | Statement::Describe { .. }
-                | Statement::Explain(_)
-                | Statement::ExplainQuery(_),
-            ) => {
-                // Their columns are only known by running them.
-                Vec::new()
-            }
+            // No parameters; the columns of SHOW, DESCRIBE and EXPLAIN are
+            // only known by running them.
             _ => Vec::new(),
         };
         Ok((params.iter().map(pg_type).collect(), columns))
@@ -393,7 +386,7 @@ impl QueryParser for Parser {
         params::check_takes_none(&statement).map_err(user_error)?;
         Ok(Some(Prepared {
             sql: sql.to_string(),
-            statement: Some(statement),
+            statement,
             param_types: Arc::default(),
         }))
     }
@@ -505,9 +498,7 @@ impl ExtendedQueryHandler for Handlers {
             .map_err(user_error)?;
             values.push(v);
         }
-        let Some(mut statement) = prepared.statement.clone() else {
-            return Err(user_error(Error::Invalid("empty statement".into())));
-        };
+        let mut statement = prepared.statement.clone();
         if !values.is_empty() {
             params::substitute(&mut statement, &values).map_err(user_error)?;
         }

@@ -417,7 +417,7 @@ impl Aggregate {
     }
 
     pub fn drain_dirty(&mut self, out: &mut Vec<StateWrite>) {
-        for key in std::mem::take(&mut self.dirty) {
+        for key in self.dirty.drain() {
             let v = self.groups.get(&key).map(Self::group_state);
             out.push((Self::group_state_key(&key), v));
         }

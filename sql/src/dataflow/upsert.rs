@@ -62,7 +62,7 @@ impl Upsert {
     }
 
     pub fn drain_dirty(&mut self, out: &mut Vec<StateWrite>) {
-        for key in std::mem::take(&mut self.dirty) {
+        for key in self.dirty.drain(..) {
             let v = self.rows.get(&key).map(Self::row_state);
             out.push((Self::key_state(&key), v));
         }
