@@ -39,7 +39,7 @@ pub enum BindError {
     },
     #[error("column \"{name}\" does not exist")]
     UnknownColumn { name: String, hint: Option<String> },
-    #[error("column reference \"{0}\" is ambiguous")]
+    #[error("column reference \"{0}\" is ambiguous: qualify it with its relation's name or alias")]
     AmbiguousColumn(String),
     #[error("function \"{name}\" does not exist")]
     UnknownFunction { name: String, hint: Option<String> },

@@ -28,7 +28,10 @@ pub struct QueryDesc {
     pub kind: QueryKind,
     /// The statement that created it (for SourceTable, the CREATE TABLE).
     pub sql: String,
+    /// The first relation it reads; `joined` are the others, in FROM order.
     pub source: String,
+    #[serde(default)]
+    pub joined: Vec<String>,
     pub sink: String,
     /// Started at the earliest offset rather than the latest.
     pub earliest: bool,
@@ -36,6 +39,13 @@ pub struct QueryDesc {
     /// (`processing.guarantee` = `exactly_once`).
     #[serde(default)]
     pub exactly_once: bool,
+}
+
+impl QueryDesc {
+    /// Every relation the query reads, in FROM order.
+    pub fn sources(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.source.as_str()).chain(self.joined.iter().map(String::as_str))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -66,7 +76,7 @@ impl Catalog {
         self.queries
             .values()
             .map(|(_, q)| q)
-            .filter(|q| q.source == relation && q.kind != QueryKind::SourceTable)
+            .filter(|q| q.sources().any(|s| s == relation) && q.kind != QueryKind::SourceTable)
             .collect()
     }
 

@@ -198,6 +198,7 @@ pub(super) fn create_source(
             kind: QueryKind::SourceTable,
             sql: sql.to_string(),
             source: name.clone(),
+            joined: Vec::new(),
             sink: name.clone(),
             earliest: true,
             exactly_once: false,

@@ -31,6 +31,15 @@ fn source_of(bound: &BoundQuery) -> Result<RelationDesc> {
         .ok_or_else(|| Error::Invalid("a persistent query needs FROM".into()))
 }
 
+/// The relations a query joins to its first source.
+fn joined(bound: &BoundQuery) -> Vec<String> {
+    bound
+        .joins
+        .iter()
+        .map(|j| j.relation.name.clone())
+        .collect()
+}
+
 /// `SET 'processing.guarantee'`: whether a new query commits through Kafka
 /// transactions. The embedded log is exactly once anyway; with Kafka,
 /// exactly once needs the state topics (a command topic).
@@ -80,11 +89,10 @@ pub(super) fn create_as(
     }
     let bound = bind_select(&c.select, &catalog, SelectMode::Persistent)?;
     let source = source_of(&bound)?;
-    let produces_table = bound.aggregate.is_some() || source.kind == RelationKind::Table;
-    match (c.kind, produces_table) {
+    match (c.kind, bound.produces_table()) {
         (RelationKind::Stream, true) => {
             return Err(Error::Invalid(
-                "this query produces a TABLE (it aggregates or reads a table): use CREATE TABLE ... AS SELECT".into(),
+                "this query produces a TABLE (it aggregates, or reads only tables): use CREATE TABLE ... AS SELECT".into(),
             ))
         }
         (RelationKind::Table, false) => {
@@ -185,6 +193,7 @@ pub(super) fn create_as(
         },
         sql: sql.to_string(),
         source: source.name.clone(),
+        joined: joined(&bound),
         sink: c.name.clone(),
         earliest: session.earliest(),
         exactly_once,
@@ -196,7 +205,7 @@ pub(super) fn create_as(
         &CatalogEntry::Relation(sink.clone()),
     )?;
     catalog.relations.insert(c.name.clone(), (rid, sink));
-    start_query(engine, catalog, batch, desc, &source.topic)?;
+    start_query(engine, catalog, batch, desc, &bound)?;
     Ok(Output::Command(tag))
 }
 
@@ -206,11 +215,13 @@ fn start_query(
     mut catalog: Catalog,
     mut batch: WriteBatch,
     desc: QueryDesc,
-    topic: &str,
+    bound: &BoundQuery,
 ) -> Result<()> {
     let qid = engine.catalog_put(&mut catalog, &mut batch, &CatalogEntry::Query(desc.clone()))?;
     catalog.queries.insert(desc.id.clone(), (qid, desc.clone()));
-    initial_offsets(engine, &mut batch, &desc.id, topic, desc.earliest)?;
+    for rel in bound.inputs() {
+        initial_offsets(engine, &mut batch, &desc.id, &rel.topic, desc.earliest)?;
+    }
     engine.commit(batch, &[], true)?;
     *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
     info!(query = %desc.id, earliest = desc.earliest, "started query");
@@ -251,6 +262,7 @@ fn replace(
         || old.columns != bound.output
         || old.kind != c.kind
         || old_query.source != source_of(&bound)?.name
+        || old_query.joined != joined(&bound)
     {
         return Err(Error::Unsupported(format!(
             "cannot replace \"{}\" in place: the source, aggregation or output columns changed; DROP it and create it again",
@@ -314,7 +326,7 @@ pub(super) fn insert_select(
     }
     let bound = bind_select(&select, &catalog, SelectMode::Persistent)?;
     let source = source_of(&bound)?;
-    if source.kind != RelationKind::Stream || bound.aggregate.is_some() {
+    if bound.produces_table() {
         return Err(Error::Invalid(
             "INSERT INTO ... SELECT must read a stream without GROUP BY".into(),
         ));
@@ -346,11 +358,12 @@ pub(super) fn insert_select(
         kind: QueryKind::InsertInto,
         sql: sql.to_string(),
         source: source.name.clone(),
+        joined: joined(&bound),
         sink: target,
         earliest: session.earliest(),
         exactly_once,
     };
-    start_query(engine, catalog, WriteBatch::new(), desc, &source.topic)?;
+    start_query(engine, catalog, WriteBatch::new(), desc, &bound)?;
     Ok(Output::Command("INSERT 0 0".into()))
 }
 

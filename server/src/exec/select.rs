@@ -90,7 +90,7 @@ fn pull_pipeline(bound: &BoundQuery) -> Pipeline {
 
 fn finish(mut pipeline: Pipeline, mut changes: Vec<Change>) -> Result<Vec<Row>> {
     let mut out = Vec::new();
-    pipeline.process(&mut changes, &mut out);
+    pipeline.process(0, &mut changes, &mut out);
     report(&pipeline.metrics)?;
     Ok(out.into_iter().map(|c| c.row).collect())
 }
@@ -274,7 +274,7 @@ fn scan_stream(engine: &Engine, rel: &RelationDesc, bound: &BoundQuery) -> Resul
                 next = end;
             }
             let mut out = Vec::new();
-            pipeline.process(&mut changes, &mut out);
+            pipeline.process(0, &mut changes, &mut out);
             rows.extend(out.into_iter().map(|c| c.row));
         }
     }

@@ -204,7 +204,7 @@ fn query_row(engine: &Engine, q: &QueryDesc) -> Row {
         s(&q.id),
         s(status),
         s(kind),
-        s(&q.source),
+        s(q.sources().collect::<Vec<_>>().join(", ")),
         s(&q.sink),
         int(rows_in),
         int(rows_out),

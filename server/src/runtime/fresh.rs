@@ -17,7 +17,9 @@ fn upstream(catalog: &Catalog, relation: &str) -> Vec<QueryDesc> {
         for q in c.writers_of(rel) {
             if seen.insert(q.id.clone()) {
                 let q = q.clone();
-                visit(c, &q.source, seen, order);
+                for s in q.sources() {
+                    visit(c, s, seen, order);
+                }
                 order.push(q);
             }
         }
@@ -28,7 +30,9 @@ fn upstream(catalog: &Catalog, relation: &str) -> Vec<QueryDesc> {
         all.sort_by_key(|(id, _)| *id);
         for (_, q) in all {
             if seen.insert(q.id.clone()) {
-                visit(catalog, &q.source, &mut seen, &mut order);
+                for s in q.sources() {
+                    visit(catalog, s, &mut seen, &mut order);
+                }
                 order.push(q);
             }
         }
@@ -52,17 +56,25 @@ pub async fn wait_fresh(engine: &Arc<Engine>, relation: &str, timeout: Duration)
         if status.state() != super::QueryState::Running {
             continue;
         }
-        let Some(topic) = catalog.relation(&q.source).map(|r| r.topic.clone()) else {
-            continue;
-        };
-        let partitions = engine.log.topic_partitions(&topic).unwrap_or(0);
-        let mut targets = Vec::with_capacity(partitions as usize);
-        for p in 0..partitions {
-            targets.push(engine.log.end_offset(&topic, p)?);
+        // Per source: each partition's end.
+        let mut targets = Vec::new();
+        for source in q.sources() {
+            let Some(topic) = catalog.relation(source).map(|r| r.topic.clone()) else {
+                continue;
+            };
+            let partitions = engine.log.topic_partitions(&topic).unwrap_or(0);
+            let mut ends = Vec::with_capacity(partitions as usize);
+            for p in 0..partitions {
+                ends.push(engine.log.end_offset(&topic, p)?);
+            }
+            targets.push(ends);
         }
         let mut rx = status.committed.subscribe();
-        let caught_up = |offs: &Vec<u64>| {
-            offs.len() >= targets.len() && offs.iter().zip(&targets).all(|(o, t)| o >= t)
+        let caught_up = |offs: &Vec<Vec<u64>>| {
+            offs.len() >= targets.len()
+                && offs.iter().zip(&targets).all(|(offs, ends)| {
+                    offs.len() >= ends.len() && offs.iter().zip(ends).all(|(o, t)| o >= t)
+                })
         };
         let _ = tokio::time::timeout_at(deadline, rx.wait_for(caught_up)).await;
     }

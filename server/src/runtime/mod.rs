@@ -44,12 +44,12 @@ pub struct QueryStatus {
     pub last_bad_record: Mutex<Option<String>>,
     pub metrics: Mutex<Metrics>,
     pub state_entries: AtomicU64,
-    /// Committed source offsets, one per partition.
-    pub committed: watch::Sender<Vec<u64>>,
+    /// Committed offsets per source (in FROM order), one per partition.
+    pub committed: watch::Sender<Vec<Vec<u64>>>,
 }
 
 impl QueryStatus {
-    fn new(offsets: Vec<u64>) -> QueryStatus {
+    fn new(offsets: Vec<Vec<u64>>) -> QueryStatus {
         QueryStatus {
             state: Mutex::new(QueryState::Running),
             rows_in: AtomicU64::new(0),

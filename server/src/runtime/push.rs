@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rill_sql::binder::BoundQuery;
+use rill_sql::catalog::RelationDesc;
 use rill_sql::dataflow::Change;
 use rill_sql::plan::plan_query;
 use rill_sql::{Row, Value};
 use rill_storage::Record;
 use tokio::sync::mpsc;
 
-use super::source::SourceReader;
+use super::source::Inputs;
 use crate::backend::LogBackend;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -81,24 +82,28 @@ fn spawn(
 
 /// Starts a push query over a bound `SELECT ... EMIT CHANGES`.
 pub fn start(engine: &Arc<Engine>, bound: BoundQuery, earliest: bool) -> Result<PushRows> {
-    let source = bound
-        .source
-        .clone()
-        .ok_or_else(|| Error::Invalid("a push query needs FROM".into()))?;
+    if bound.source.is_none() {
+        return Err(Error::Invalid("a push query needs FROM".into()));
+    }
     let mut pipeline = plan_query(&bound)?.pipeline;
     let log = engine.log.clone();
-    let mut reader = SourceReader::try_new(
-        engine,
-        &source,
-        start_offsets(log.as_ref(), &source.topic, earliest)?,
-        &pipeline,
-    )?;
+    let sources: Vec<RelationDesc> = bound.inputs().cloned().collect();
+    let offsets = sources
+        .iter()
+        .map(|s| start_offsets(log.as_ref(), &s.topic, earliest))
+        .collect::<Result<Vec<_>>>()?;
+    let mut inputs = Inputs::try_new(engine, &sources, offsets, &pipeline)?;
     let mut changes: Vec<Change> = Vec::new();
     let mut out: Vec<Change> = Vec::new();
     let reader_log = log.clone();
     spawn(log, bound.limit, move |rows| {
-        let got = reader.read(reader_log.as_ref(), 1024, &mut changes, |_| {})?;
-        pipeline.process(&mut changes, &mut out);
+        let got = inputs.read(
+            reader_log.as_ref(),
+            1024,
+            &mut changes,
+            |input, changes| pipeline.process(input, changes, &mut out),
+            |_, _| {},
+        )?;
         rows.extend(out.drain(..).filter(|c| c.diff > 0).map(|c| c.row));
         Ok(got)
     })

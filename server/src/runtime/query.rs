@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use super::changelog;
 use super::sink::Sink;
-use super::source::{BadRecord, SourceReader};
+use super::source::{BadRecord, Inputs};
 use super::{QueryState, QueryStatus};
 use crate::engine::{lock, processing_log_desc, Engine, QueryDesc, QueryKind};
 use crate::error::{Error, Result};
@@ -29,9 +29,8 @@ const MAX_UNAVAILABLE_PAUSE: Duration = Duration::from_secs(2);
 pub(super) struct QueryTask {
     engine: Arc<Engine>,
     desc: QueryDesc,
-    /// The source topic's name (offsets are stored under it).
-    topic: String,
-    source: SourceReader,
+    /// A reader per source; offsets are stored under each one's topic.
+    inputs: Inputs,
     pipeline: Pipeline,
     /// Where the pipeline's state is committed.
     state_log: StateLog,
@@ -75,7 +74,10 @@ fn relation(engine: &Engine, name: &str) -> Result<RelationDesc> {
 
 impl QueryTask {
     pub(super) fn try_new(engine: &Arc<Engine>, desc: QueryDesc) -> Result<QueryTask> {
-        let source = relation(engine, &desc.source)?;
+        let sources = desc
+            .sources()
+            .map(|s| relation(engine, s))
+            .collect::<Result<Vec<_>>>()?;
         let sink_rel = relation(engine, &desc.sink)?;
         // Before anything reads the store: with exactly once the state
         // topic may be ahead of it.
@@ -113,20 +115,21 @@ impl QueryTask {
         for (k, v) in &entries {
             pipeline.restore(k, v)?;
         }
-        let partitions = engine
-            .log
-            .topic_partitions(&source.topic)
-            .unwrap_or(source.partitions);
-        let mut offsets = vec![0u64; partitions as usize];
-        for (p, slot) in offsets.iter_mut().enumerate() {
-            if let Some(v) = engine
-                .store
-                .get(&keys::offset(&desc.id, &source.topic, p as u32))?
-            {
-                *slot = keys::decode_u64(&v)?;
-            } else {
-                *slot = engine.log.start_offset(&source.topic, p as u32)?;
+        let mut offsets = Vec::with_capacity(sources.len());
+        for source in &sources {
+            let partitions = engine
+                .log
+                .topic_partitions(&source.topic)
+                .unwrap_or(source.partitions);
+            let mut of_topic = vec![0u64; partitions as usize];
+            for (p, slot) in of_topic.iter_mut().enumerate() {
+                let key = keys::offset(&desc.id, &source.topic, p as u32);
+                *slot = match engine.store.get(&key)? {
+                    Some(v) => keys::decode_u64(&v)?,
+                    None => engine.log.start_offset(&source.topic, p as u32)?,
+                };
             }
+            offsets.push(of_topic);
         }
         let sink = Sink::try_new(engine, &sink_rel, desc.kind != QueryKind::SourceTable)?;
         let status = Arc::new(QueryStatus::new(offsets.clone()));
@@ -135,8 +138,7 @@ impl QueryTask {
             .store(pipeline.state_size() as u64, Ordering::Relaxed);
         Ok(QueryTask {
             engine: engine.clone(),
-            topic: source.topic.clone(),
-            source: SourceReader::try_new(engine, &source, offsets, &pipeline)?,
+            inputs: Inputs::try_new(engine, &sources, offsets, &pipeline)?,
             desc,
             pipeline,
             state_log,
@@ -174,16 +176,25 @@ impl QueryTask {
             let seen = self.engine.log.appended();
             let status = &self.status;
             let mut bad_records = Vec::new();
-            let read =
-                self.source
-                    .read(self.engine.log.as_ref(), READ_BATCH, &mut changes, |bad| {
-                        status.bad_records.fetch_add(1, Ordering::Relaxed);
-                        *lock(&status.last_bad_record) = Some(format!(
-                            "partition {} offset {}: {}",
-                            bad.partition, bad.offset, bad.error
-                        ));
-                        bad_records.push(bad);
-                    });
+            let (pipeline, sink) = (&mut self.pipeline, &mut self.sink);
+            let mut rows_out = 0;
+            let read = self.inputs.read(
+                self.engine.log.as_ref(),
+                READ_BATCH,
+                &mut changes,
+                |input, changes| {
+                    pipeline.process(input, changes, &mut out);
+                    rows_out += sink.apply(&mut out);
+                },
+                |input, bad| {
+                    status.bad_records.fetch_add(1, Ordering::Relaxed);
+                    *lock(&status.last_bad_record) = Some(format!(
+                        "partition {} offset {}: {}",
+                        bad.partition, bad.offset, bad.error
+                    ));
+                    bad_records.push((input, bad));
+                },
+            );
             if !bad_records.is_empty() {
                 self.report(bad_records);
             }
@@ -200,13 +211,11 @@ impl QueryTask {
                 Err(e) => return Err(e),
             };
             if got > 0 {
-                self.pipeline.process(&mut changes, &mut out);
-                let n = self.sink.apply(&mut out);
                 self.status.rows_in.fetch_add(got, Ordering::Relaxed);
-                self.status.rows_out.fetch_add(n, Ordering::Relaxed);
+                self.status.rows_out.fetch_add(rows_out, Ordering::Relaxed);
                 dirty = true;
             }
-            dirty |= self.source.take_skipped();
+            dirty |= self.inputs.take_skipped();
             // Commit when the input is drained or the interval has passed.
             if dirty && (got == 0 || last_commit.elapsed() >= interval) {
                 self.commit()?;
@@ -232,17 +241,17 @@ impl QueryTask {
     }
 
     /// Queues bad records for the processing log (written at commit).
-    fn report(&mut self, bad: Vec<BadRecord>) {
+    fn report(&mut self, bad: Vec<(usize, BadRecord)>) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or_default();
         let mut changes: Vec<Change> = bad
             .into_iter()
-            .map(|b| {
+            .map(|(input, b)| {
                 let row = vec![
                     Value::str(&self.desc.id),
-                    Value::str(&self.topic),
+                    Value::str(self.inputs.readers[input].topic()),
                     Value::Int(b.partition as i32),
                     Value::BigInt(b.offset as i64),
                     Value::str(&b.error),
@@ -335,11 +344,13 @@ impl QueryTask {
                 }
             }
         }
-        for (p, off) in self.source.offsets.iter().enumerate() {
-            batch.put(
-                keys::offset(&self.desc.id, &self.topic, p as u32),
-                keys::encode_u64(*off).to_vec(),
-            );
+        for reader in &self.inputs.readers {
+            for (p, off) in reader.offsets.iter().enumerate() {
+                batch.put(
+                    keys::offset(&self.desc.id, reader.topic(), p as u32),
+                    keys::encode_u64(*off).to_vec(),
+                );
+            }
         }
         let mut mirror = self
             .state_topic
@@ -357,8 +368,10 @@ impl QueryTask {
         self.engine.commit(batch, &ends, false)?;
         // Lag tools see the query as consumer group `rill-<query id>`.
         let group = format!("rill-{}", self.desc.id);
-        if let Err(e) = log.report_progress(&group, &self.topic, &self.source.offsets) {
-            debug!(query = %self.desc.id, error = %e, "progress not reported");
+        for reader in &self.inputs.readers {
+            if let Err(e) = log.report_progress(&group, reader.topic(), &reader.offsets) {
+                debug!(query = %self.desc.id, error = %e, "progress not reported");
+            }
         }
         self.status
             .state_entries
@@ -370,10 +383,9 @@ impl QueryTask {
         }
         *lock(&self.status.metrics) = m;
         // Last: waking read-your-writes waiters must find the metrics too.
-        self.status
-            .committed
-            .send_replace(self.source.offsets.clone());
-        debug!(query = %self.desc.id, offsets = ?self.source.offsets, "committed");
+        let offsets = self.inputs.offsets();
+        debug!(query = %self.desc.id, ?offsets, "committed");
+        self.status.committed.send_replace(offsets);
         Ok(mirror)
     }
 }

@@ -3,6 +3,7 @@
 
 use rill_sql::catalog::{RelationDesc, PSEUDO_COLUMNS};
 use rill_sql::dataflow::{Change, Pipeline};
+use rill_sql::parser::RelationKind;
 use rill_storage::Record;
 
 use crate::backend::LogBackend;
@@ -31,26 +32,31 @@ pub struct SourceReader {
     records: Vec<Record>,
     /// Offsets moved past offsets without records (see `take_skipped`).
     skipped: bool,
+    /// Whether the last read reached the end of every partition.
+    at_end: bool,
 }
 
 impl SourceReader {
     /// A reader for `pipeline`: it decodes only the columns the pipeline
     /// reads, where the format allows.
-    pub fn try_new(
+    fn try_new(
         engine: &Engine,
         rel: &RelationDesc,
         offsets: Vec<u64>,
-        pipeline: &Pipeline,
+        read: Option<Vec<bool>>,
     ) -> Result<SourceReader> {
-        let width = rel.columns.len() + PSEUDO_COLUMNS.len();
-        let read = pipeline.columns_read(width);
         Ok(SourceReader {
             topic: rel.topic.clone(),
             offsets,
             codec: RecordCodec::try_new_reading(rel, engine.registry.as_ref(), read.as_deref())?,
             records: Vec::new(),
             skipped: false,
+            at_end: false,
         })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
     }
 
     /// Reads up to `max` records per partition, appending their changes to
@@ -65,6 +71,7 @@ impl SourceReader {
         mut on_bad: impl FnMut(BadRecord),
     ) -> Result<u64> {
         let mut got = 0;
+        self.at_end = true;
         for (p, offset) in self.offsets.iter_mut().enumerate() {
             let p = p as u32;
             self.records.clear();
@@ -75,6 +82,7 @@ impl SourceReader {
                 Err(_) if got > 0 => return Ok(got),
                 Err(e) => return Err(e.into()),
             };
+            self.at_end &= self.records.len() < max;
             for rec in &self.records {
                 *offset = rec.offset + 1;
                 got += 1;
@@ -110,5 +118,94 @@ impl SourceReader {
     /// call: worth a commit even though no record was read.
     pub fn take_skipped(&mut self) -> bool {
         std::mem::take(&mut self.skipped)
+    }
+}
+
+/// A query's inputs: a reader per relation it reads, in FROM order.
+pub struct Inputs {
+    pub readers: Vec<SourceReader>,
+    /// Reading order: tables first (see [`Inputs::read`]).
+    order: Vec<usize>,
+    is_table: Vec<bool>,
+}
+
+impl Inputs {
+    /// Readers for `pipeline`'s inputs `rels`, from `offsets` (one list
+    /// per input). Each decodes only the columns the pipeline reads, where
+    /// the format allows.
+    pub fn try_new(
+        engine: &Engine,
+        rels: &[RelationDesc],
+        offsets: Vec<Vec<u64>>,
+        pipeline: &Pipeline,
+    ) -> Result<Inputs> {
+        let mut readers = Vec::with_capacity(rels.len());
+        for (i, (rel, offsets)) in rels.iter().zip(offsets).enumerate() {
+            let width = rel.columns.len() + PSEUDO_COLUMNS.len();
+            let read = pipeline.columns_read(i, width);
+            readers.push(SourceReader::try_new(engine, rel, offsets, read)?);
+        }
+        let is_table: Vec<bool> = rels.iter().map(|r| r.kind == RelationKind::Table).collect();
+        let mut order: Vec<usize> = (0..rels.len()).collect();
+        order.sort_by_key(|&i| !is_table[i]);
+        Ok(Inputs {
+            readers,
+            order,
+            is_table,
+        })
+    }
+
+    /// Reads one round: up to `max` records per partition of each input,
+    /// handing each input's changes to `each` (with its index) and its
+    /// undecodable records to `on_bad`. Table inputs are read first, and
+    /// streams only once every table input has reached its end, so a
+    /// stream record always meets the table rows written before it.
+    /// Returns how many records were consumed; fails only when nothing
+    /// was, so the offsets always match what `each` was given.
+    pub fn read(
+        &mut self,
+        log: &dyn LogBackend,
+        max: usize,
+        changes: &mut Vec<Change>,
+        mut each: impl FnMut(usize, &mut Vec<Change>),
+        mut on_bad: impl FnMut(usize, BadRecord),
+    ) -> Result<u64> {
+        let mut got = 0;
+        let mut tables_at_end = true;
+        for &i in &self.order {
+            let reader = &mut self.readers[i];
+            let is_stream = !self.is_table[i];
+            if is_stream && !tables_at_end {
+                break;
+            }
+            match reader.read(log, max, changes, |bad| on_bad(i, bad)) {
+                Ok(n) => {
+                    got += n;
+                    if !is_stream {
+                        tables_at_end &= reader.at_end;
+                    }
+                    if !changes.is_empty() {
+                        each(i, changes);
+                    }
+                }
+                Err(_) if got > 0 => return Ok(got),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(got)
+    }
+
+    /// Each input's next offsets, per partition.
+    pub fn offsets(&self) -> Vec<Vec<u64>> {
+        self.readers.iter().map(|r| r.offsets.clone()).collect()
+    }
+
+    /// See [`SourceReader::take_skipped`], for any input.
+    pub fn take_skipped(&mut self) -> bool {
+        let mut any = false;
+        for r in &mut self.readers {
+            any |= r.take_skipped();
+        }
+        any
     }
 }

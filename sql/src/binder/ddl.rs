@@ -405,10 +405,7 @@ pub fn bind_insert_values(
         }
         slots.push(Some(i));
     }
-    let scope = Scope {
-        columns: &[],
-        qualifiers: Vec::new(),
-    };
+    let scope = Scope::unqualified(&[]);
     let mut rows = Vec::new();
     for exprs in &ins.rows {
         if exprs.len() != slots.len() {

@@ -58,17 +58,83 @@ fn note_param(i: usize, t: &DataType) {
 /// The columns an expression can name.
 pub struct Scope<'a> {
     pub columns: &'a [ColumnDesc],
-    /// Names the source may be qualified with (its name and alias).
-    pub qualifiers: Vec<String>,
+    /// The relations the columns come from, in order.
+    pub relations: Vec<ScopeRelation>,
 }
 
-impl Scope<'_> {
+/// A relation of a [`Scope`]: the names its columns may be qualified with
+/// (its name and alias) and the columns it owns. Columns no relation owns
+/// (a FULL OUTER join's ROWKEY) are named unqualified only.
+pub struct ScopeRelation {
+    pub names: Vec<String>,
+    pub columns: std::ops::Range<usize>,
+}
+
+impl<'a> Scope<'a> {
+    /// Columns named unqualified only.
+    pub fn unqualified(columns: &'a [ColumnDesc]) -> Scope<'a> {
+        Scope {
+            columns,
+            relations: Vec::new(),
+        }
+    }
+
+    /// The columns of one relation, qualified by `names`.
+    pub fn single(columns: &'a [ColumnDesc], names: Vec<String>) -> Scope<'a> {
+        Scope {
+            columns,
+            relations: vec![ScopeRelation {
+                names,
+                columns: 0..columns.len(),
+            }],
+        }
+    }
+
+    fn relation(&self, qualifier: &str) -> Option<&ScopeRelation> {
+        self.relations
+            .iter()
+            .find(|r| r.names.iter().any(|n| n == qualifier))
+    }
+
+    /// An unqualified name: ambiguous when several relations have it (of
+    /// unowned columns the last one counts).
     fn resolve(&self, name: &str) -> Result<(usize, DataType), BindError> {
-        match self.columns.iter().position(|c| c.name == name) {
+        let owner = |i: usize| self.relations.iter().position(|r| r.columns.contains(&i));
+        let mut found: Option<usize> = None;
+        for (i, c) in self.columns.iter().enumerate() {
+            if c.name != name {
+                continue;
+            }
+            if let Some(prev) = found {
+                if owner(prev).is_some() || owner(i).is_some() {
+                    return Err(BindError::AmbiguousColumn(name.to_string()));
+                }
+            }
+            found = Some(i);
+        }
+        match found {
             Some(i) => Ok((i, self.columns[i].data_type.clone())),
             None => Err(BindError::UnknownColumn {
                 name: name.to_string(),
                 hint: did_you_mean(name, self.columns.iter().map(|c| c.name.as_str())),
+            }),
+        }
+    }
+
+    fn resolve_in(&self, rel: &ScopeRelation, name: &str) -> Result<(usize, DataType), BindError> {
+        match rel.columns.clone().find(|&i| self.columns[i].name == name) {
+            Some(i) => Ok((i, self.columns[i].data_type.clone())),
+            None => Err(BindError::UnknownColumn {
+                name: format!(
+                    "{}.{name}",
+                    rel.names.last().map(String::as_str).unwrap_or("")
+                ),
+                hint: did_you_mean(
+                    name,
+                    self.columns[rel.columns.clone()]
+                        .iter()
+                        .map(|c| c.name.as_str()),
+                ),
             }),
         }
     }
@@ -554,12 +620,14 @@ impl ExprBinder<'_, '_> {
     fn bind_compound(&mut self, parts: &[sql::Ident]) -> Result<(Expr, DataType), BindError> {
         let names: Vec<String> = parts.iter().map(normalize_ident).collect();
         // `source.column[.field...]`, or `column.field` on a struct.
-        let (col_name, fields) = if names.len() >= 2 && self.scope.qualifiers.contains(&names[0]) {
-            (&names[1], &names[2..])
-        } else {
-            (&names[0], &names[1..])
+        let qualified = match names.as_slice() {
+            [q, _, ..] => self.scope.relation(q),
+            _ => None,
         };
-        let (i, mut t) = self.scope.resolve(col_name)?;
+        let ((i, mut t), fields) = match qualified {
+            Some(rel) => (self.scope.resolve_in(rel, &names[1])?, &names[2..]),
+            None => (self.scope.resolve(&names[0])?, &names[1..]),
+        };
         let mut b = Expr::Column(i);
         for f in fields {
             (b, t) = field_access(b, t, f)?;

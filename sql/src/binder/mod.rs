@@ -14,13 +14,13 @@ pub use ddl::{
     bind_create_source, bind_insert_values, bind_source_format, bind_topic_properties,
     sink_properties, BoundInsert, Limit, SinkProperties, TopicProperties,
 };
-pub use expr::{AggCall, Scope};
+pub use expr::{AggCall, Scope, ScopeRelation};
 pub use query::{bind_select, SelectMode};
 pub use types::{resolve_type, resolve_type_text};
 
 use crate::catalog::{ColumnDesc, RelationDesc};
 use crate::expr::Expr;
-use crate::parser::{Emit, WindowClause};
+use crate::parser::{Emit, RelationKind, WindowClause};
 
 /// A grouped (and maybe windowed) aggregation.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,9 +39,84 @@ impl BoundAggregate {
     }
 }
 
+/// `[INNER] | LEFT | RIGHT | FULL [OUTER] JOIN`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinKind {
+    Inner,
+    Left,
+    Right,
+    Full,
+}
+
+impl JoinKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            JoinKind::Inner => "INNER",
+            JoinKind::Left => "LEFT OUTER",
+            JoinKind::Right => "RIGHT OUTER",
+            JoinKind::Full => "FULL OUTER",
+        }
+    }
+
+    /// Whether a left row without a match is kept (with NULLs).
+    pub fn keeps_left(self) -> bool {
+        matches!(self, JoinKind::Left | JoinKind::Full)
+    }
+
+    /// Whether a right row without a match is kept (with NULLs).
+    pub fn keeps_right(self) -> bool {
+        matches!(self, JoinKind::Right | JoinKind::Full)
+    }
+}
+
+/// What a join combines, which decides the state it keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinShape {
+    /// Two streams: a pair joins when the right record's event time is
+    /// from `before` ms before to `after` ms after the left one's; a record
+    /// is kept until stream time passes its window by `grace`.
+    StreamStream { before: i64, after: i64, grace: i64 },
+    /// A stream enriched with the table row current at each record's event
+    /// time: the table's versions are kept while a stream record up to
+    /// `grace` ms behind stream time may still need them.
+    StreamTable { grace: i64 },
+    /// Two tables, on the right one's primary key; `foreign` when the left
+    /// side's expression is not its primary key.
+    TableTable { foreign: bool },
+}
+
+/// One JOIN of a FROM clause. Joins are left-deep: the left side is the
+/// row built so far (the first source's, widened by each earlier join).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundJoin {
+    pub kind: JoinKind,
+    pub shape: JoinShape,
+    /// The right side.
+    pub relation: RelationDesc,
+    /// Its alias, else its name.
+    pub name: String,
+    /// The join value over the left row and over the right relation's
+    /// `query_schema()` row.
+    pub left_key: Expr,
+    pub right_key: Expr,
+    /// Width of the left row.
+    pub left_width: usize,
+}
+
+impl BoundJoin {
+    /// Width of the joined row: left, right, and the synthetic ROWKEY of a
+    /// FULL OUTER join.
+    pub fn output_width(&self) -> usize {
+        self.left_width
+            + self.relation.query_schema().len()
+            + usize::from(self.kind == JoinKind::Full)
+    }
+}
+
 /// A bound SELECT, the input of the planner.
 ///
-/// Row layouts: `filter` reads the source row (`source.query_schema()`);
+/// Row layouts: `filter` reads the source row (`source.query_schema()`,
+/// widened by each join: see [`BoundJoin`]);
 /// `having` reads the aggregate's output row; `projection` reads the
 /// aggregate's output row if there is an aggregate, else the source row;
 /// `order_by` reads the projected row.
@@ -49,6 +124,8 @@ impl BoundAggregate {
 pub struct BoundQuery {
     /// `None` for a SELECT without FROM (constant expressions).
     pub source: Option<RelationDesc>,
+    /// The FROM clause's joins, in order.
+    pub joins: Vec<BoundJoin>,
     pub filter: Option<Expr>,
     pub aggregate: Option<BoundAggregate>,
     pub having: Option<Expr>,
@@ -64,6 +141,20 @@ pub struct BoundQuery {
 }
 
 impl BoundQuery {
+    /// Every relation the query reads, in FROM order.
+    pub fn inputs(&self) -> impl Iterator<Item = &RelationDesc> {
+        self.source
+            .iter()
+            .chain(self.joins.iter().map(|j| &j.relation))
+    }
+
+    /// Whether the query's result is a table: an aggregate, or only tables
+    /// read (joins of tables are tables; a join with a stream is a stream).
+    pub fn produces_table(&self) -> bool {
+        self.aggregate.is_some()
+            || (self.source.is_some() && self.inputs().all(|r| r.kind == RelationKind::Table))
+    }
+
     /// Whether the result is a windowed table.
     pub fn window(&self) -> Option<&WindowClause> {
         self.aggregate.as_ref().and_then(|a| a.window.as_ref())

@@ -4,13 +4,13 @@ use sqlparser::ast::{
     self as sql, GroupByExpr, LimitClause, OrderByKind, SelectItem, SetExpr, TableFactor,
 };
 
-use super::expr::{contains_aggregate, AggContext, ExprBinder, Scope};
-use super::{BoundAggregate, BoundQuery};
+use super::expr::{contains_aggregate, AggContext, ExprBinder, Scope, ScopeRelation};
+use super::{BoundAggregate, BoundJoin, BoundQuery, JoinKind, JoinShape};
 use crate::catalog::{Catalog, ColumnDesc, RelationDesc};
 use crate::dataflow::window;
 use crate::error::{did_you_mean, BindError};
 use crate::expr::Expr;
-use crate::parser::{normalize_ident, Emit, RelationKind, Select, WindowKind};
+use crate::parser::{normalize_ident, Emit, JoinTiming, RelationKind, Select, WindowKind};
 use crate::types::DataType;
 
 /// What the SELECT is for; each allows different clauses.
@@ -61,53 +61,30 @@ pub fn bind_select(
         _ => {}
     }
 
-    // FROM: one stream or table.
-    let (source, qualifiers) = match body.from.as_slice() {
-        [] => (None, Vec::new()),
-        [t] => {
-            if !t.joins.is_empty() {
-                return Err(unsupported("JOIN is not supported yet"));
-            }
-            let TableFactor::Table { name, alias, .. } = &t.relation else {
-                return Err(unsupported("FROM must name a stream or table"));
-            };
-            let rel_name = name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .map(normalize_ident)
-                .unwrap_or_default();
-            let Some(rel) = catalog.relation(&rel_name) else {
-                let names = catalog.relation_names();
-                return Err(BindError::UnknownRelation {
-                    kind: "stream or table",
-                    hint: did_you_mean(&rel_name, names.iter().map(String::as_str)),
-                    name: rel_name,
-                });
-            };
-            let mut q = vec![rel_name.clone()];
-            if let Some(a) = alias {
-                q.push(normalize_ident(&a.name));
-            }
-            (Some(rel.clone()), q)
-        }
+    let from = match body.from.as_slice() {
+        [] => None,
+        [t] => Some(bind_from(t, &select.joins, catalog)?),
         _ => {
             return Err(unsupported(
-                "JOIN is not supported yet: FROM takes one stream or table",
+                "FROM takes one stream or table, or JOINs of them (not a comma list)",
             ))
         }
     };
-    if source.is_none() && mode != SelectMode::Pull {
+    if from.is_none() && mode != SelectMode::Pull {
         return Err(BindError::Invalid("FROM is required here".into()));
     }
-    let schema: Vec<ColumnDesc> = source
-        .as_ref()
-        .map(|s| s.query_schema())
-        .unwrap_or_default();
+    if mode == SelectMode::Pull && from.as_ref().is_some_and(|f| !f.joins.is_empty()) {
+        return Err(unsupported(
+            "pull queries cannot join: create a table with CREATE TABLE ... AS SELECT ... JOIN and query it, or add EMIT CHANGES",
+        ));
+    }
+    let schema: Vec<ColumnDesc> = from.as_ref().map(|f| f.schema.clone()).unwrap_or_default();
     let scope = Scope {
         columns: &schema,
-        qualifiers,
+        relations: from.as_ref().map(|f| f.scope()).unwrap_or_default(),
     };
+    let source = from.as_ref().map(|f| f.source.clone());
+    let from_table = from.as_ref().is_some_and(|f| f.is_table);
 
     // WHERE.
     let filter = match &body.selection {
@@ -181,10 +158,7 @@ pub fn bind_select(
         }
     }
     let mut agg_ctx = if grouped {
-        let rel = source
-            .as_ref()
-            .ok_or_else(|| unsupported("aggregates need a FROM clause"))?;
-        if rel.kind == RelationKind::Table && select.window.is_some() {
+        if from_table && select.window.is_some() {
             return Err(unsupported(
                 "windowed aggregation of a TABLE is not supported: aggregate a STREAM",
             ));
@@ -224,11 +198,11 @@ pub fn bind_select(
                         "SELECT * is not allowed with GROUP BY: name the columns".into(),
                     ));
                 }
-                let rel = source
+                let from = from
                     .as_ref()
                     .ok_or_else(|| BindError::Invalid("SELECT * needs a FROM clause".into()))?;
-                for (i, c) in rel.columns.iter().enumerate() {
-                    items.push((c.name.clone(), Expr::Column(i), c.data_type.clone()));
+                for (name, i) in &from.star {
+                    items.push((name.clone(), Expr::Column(*i), schema[*i].data_type.clone()));
                 }
             }
             SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
@@ -292,18 +266,17 @@ pub fn bind_select(
     };
 
     // Output schema: key columns first, then window bounds, then values.
-    let (projection, output) = shape_output(items, source.as_ref(), agg_ctx.as_ref(), mode)?;
+    let keys = from.as_ref().map(|f| f.keys.clone()).unwrap_or_default();
+    let (projection, output) = shape_output(items, &keys, agg_ctx.as_ref(), mode)?;
 
     let aggregate = match agg_ctx {
         Some(ctx) => {
-            if let Some(rel) = &source {
-                if rel.kind == RelationKind::Table {
-                    if let Some(c) = ctx.calls.iter().find(|c| !c.func.retractable) {
-                        return Err(unsupported(format!(
-                            "{} cannot aggregate a TABLE (it cannot undo a row that leaves the group): aggregate a STREAM",
-                            c.func.name
-                        )));
-                    }
+            if from_table {
+                if let Some(c) = ctx.calls.iter().find(|c| !c.func.retractable) {
+                    return Err(unsupported(format!(
+                        "{} cannot aggregate a TABLE (it cannot undo a row that leaves the group): aggregate a STREAM",
+                        c.func.name
+                    )));
                 }
             }
             Some(BoundAggregate {
@@ -315,17 +288,18 @@ pub fn bind_select(
         None => None,
     };
 
-    if mode == SelectMode::Persistent {
-        if let Some(rel) = &source {
-            if rel.kind == RelationKind::Table && aggregate.is_none() {
-                for k in rel.key_indices() {
-                    if !projection.contains(&Expr::Column(k)) {
-                        return Err(BindError::Invalid(format!(
-                            "the primary key column \"{}\" must be in the SELECT list of a query over a table",
-                            rel.columns[k].name
-                        )));
-                    }
-                }
+    if mode == SelectMode::Persistent && from_table && aggregate.is_none() {
+        for k in keys {
+            if !projection.contains(&Expr::Column(k)) {
+                let what = if from.as_ref().is_some_and(|f| f.joins.is_empty()) {
+                    "the primary key column"
+                } else {
+                    "the join's key column"
+                };
+                return Err(BindError::Invalid(format!(
+                    "{what} \"{}\" must be in the SELECT list of a query over a table: it becomes the key of the result",
+                    schema[k].name
+                )));
             }
         }
     }
@@ -342,10 +316,7 @@ pub fn bind_select(
         let OrderByKind::Expressions(exprs) = &ob.kind else {
             return Err(unsupported("ORDER BY ALL is not supported"));
         };
-        let out_scope = Scope {
-            columns: &output,
-            qualifiers: Vec::new(),
-        };
+        let out_scope = Scope::unqualified(&output);
         for o in exprs {
             let position =
                 match &o.expr {
@@ -399,10 +370,7 @@ pub fn bind_select(
                 None => None,
                 Some(e) => {
                     let (b, _) = ExprBinder {
-                        scope: &Scope {
-                            columns: &[],
-                            qualifiers: vec![],
-                        },
+                        scope: &Scope::unqualified(&[]),
                         agg: None,
                     }
                     .bind(e)?;
@@ -425,6 +393,7 @@ pub fn bind_select(
 
     Ok(BoundQuery {
         source,
+        joins: from.map(|f| f.joins).unwrap_or_default(),
         filter,
         aggregate,
         having,
@@ -458,7 +427,7 @@ fn validate_window(w: &WindowKind) -> Result<(), BindError> {
 /// Orders the SELECT list into the output schema and decides its key.
 fn shape_output(
     items: Vec<(String, Expr, DataType)>,
-    source: Option<&RelationDesc>,
+    source_keys: &[usize],
     agg: Option<&AggContext>,
     mode: SelectMode,
 ) -> Result<(Vec<Expr>, Vec<ColumnDesc>), BindError> {
@@ -522,7 +491,6 @@ fn shape_output(
             }
         }
         None => {
-            let source_keys = source.map(|s| s.key_indices()).unwrap_or_default();
             for (name, e, t) in items {
                 let is_key = matches!(e, Expr::Column(i) if source_keys.contains(&i))
                     && !keys
@@ -549,4 +517,332 @@ fn shape_output(
         output.push(ColumnDesc::new(name, t, key));
     }
     Ok((projection, output))
+}
+
+/// A FROM clause, bound: the relations, the row they make and its key.
+struct BoundFrom {
+    source: RelationDesc,
+    joins: Vec<BoundJoin>,
+    /// The row: each relation's `query_schema()` in order, and after a
+    /// FULL OUTER join its ROWKEY.
+    schema: Vec<ColumnDesc>,
+    /// Per relation: the names it may be qualified with, and its columns.
+    relations: Vec<(Vec<String>, std::ops::Range<usize>)>,
+    /// What `SELECT *` expands to.
+    star: Vec<(String, usize)>,
+    /// The key columns of the row: the result's key unless it aggregates.
+    keys: Vec<usize>,
+    /// Whether the row is a table's (else a stream's).
+    is_table: bool,
+}
+
+impl BoundFrom {
+    fn scope(&self) -> Vec<ScopeRelation> {
+        self.relations
+            .iter()
+            .map(|(names, columns)| ScopeRelation {
+                names: names.clone(),
+                columns: columns.clone(),
+            })
+            .collect()
+    }
+}
+
+/// The relation a FROM item names, and the names it may be qualified with
+/// (its name, then its alias if any).
+fn named_relation(
+    factor: &TableFactor,
+    catalog: &dyn Catalog,
+) -> Result<(RelationDesc, Vec<String>), BindError> {
+    let TableFactor::Table { name, alias, .. } = factor else {
+        return Err(unsupported("FROM and JOIN must name a stream or table"));
+    };
+    let rel_name = name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(normalize_ident)
+        .unwrap_or_default();
+    let Some(rel) = catalog.relation(&rel_name) else {
+        let names = catalog.relation_names();
+        return Err(BindError::UnknownRelation {
+            kind: "stream or table",
+            hint: did_you_mean(&rel_name, names.iter().map(String::as_str)),
+            name: rel_name,
+        });
+    };
+    let mut names = vec![rel_name];
+    if let Some(a) = alias {
+        names.push(normalize_ident(&a.name));
+    }
+    Ok((rel.clone(), names))
+}
+
+/// Binds `a [JOIN b ...]`: each join's kind, key and window, checked
+/// against what ksqlDB allows.
+fn bind_from(
+    t: &sql::TableWithJoins,
+    timing: &[JoinTiming],
+    catalog: &dyn Catalog,
+) -> Result<BoundFrom, BindError> {
+    let (source, names) = named_relation(&t.relation, catalog)?;
+    let mut schema = source.query_schema();
+    let prefix = |names: &[String]| names.last().cloned().unwrap_or_default();
+    let mut from = BoundFrom {
+        star: source
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect(),
+        keys: source.key_indices(),
+        is_table: source.kind == RelationKind::Table,
+        relations: vec![(names, 0..schema.len())],
+        joins: Vec::new(),
+        schema: Vec::new(),
+        source,
+    };
+    if !t.joins.is_empty() {
+        // Joined columns are named by their relation in SELECT *.
+        let p = prefix(&from.relations[0].0);
+        for (name, _) in &mut from.star {
+            *name = format!("{p}_{name}");
+        }
+    }
+    for (n, join) in t.joins.iter().enumerate() {
+        let (rel, names) = named_relation(&join.relation, catalog)?;
+        if let Some((other, _)) = from
+            .relations
+            .iter()
+            .find(|(other, _)| other[0] == names[0])
+        {
+            return Err(unsupported(format!(
+                "cannot join \"{}\" to itself: self-joins are not supported",
+                other[0]
+            )));
+        }
+        let topic_taken = std::iter::once(&from.source)
+            .chain(from.joins.iter().map(|j| &j.relation))
+            .any(|r| r.topic == rel.topic);
+        if topic_taken {
+            return Err(unsupported(format!(
+                "cannot join \"{}\": another joined relation reads the same topic '{}'",
+                names[0], rel.topic
+            )));
+        }
+        let (kind, constraint) = match &join.join_operator {
+            sql::JoinOperator::Join(c) | sql::JoinOperator::Inner(c) => (JoinKind::Inner, c),
+            sql::JoinOperator::Left(c) | sql::JoinOperator::LeftOuter(c) => (JoinKind::Left, c),
+            sql::JoinOperator::Right(c) | sql::JoinOperator::RightOuter(c) => (JoinKind::Right, c),
+            sql::JoinOperator::FullOuter(c) => (JoinKind::Full, c),
+            _ => {
+                return Err(unsupported(
+                    "only INNER, LEFT, RIGHT and FULL OUTER joins are supported",
+                ))
+            }
+        };
+        let sql::JoinConstraint::On(on) = constraint else {
+            return Err(unsupported(
+                "a JOIN needs ON left_expression = right_expression",
+            ));
+        };
+        let right_schema = rel.query_schema();
+        let left_width = schema.len();
+        let mut both_columns = schema.clone();
+        both_columns.extend(right_schema.iter().cloned());
+        let mut both = Scope {
+            columns: &both_columns,
+            relations: from.scope(),
+        };
+        both.relations.push(ScopeRelation {
+            names: names.clone(),
+            columns: left_width..both_columns.len(),
+        });
+        let right_scope = Scope::single(&right_schema, names.clone());
+        let (left_key, right_key, key_type) =
+            bind_on(on, &both, left_width, &right_scope, &names[0])?;
+        let timing = timing.get(n).copied().unwrap_or_default();
+        let right_pk = rel.key_indices();
+        let on_right_pk = rel.kind == RelationKind::Table
+            && matches!(right_key, Expr::Column(i) if right_pk == [i]);
+        let shape = match (from.is_table, rel.kind) {
+            (true, RelationKind::Stream) => {
+                return Err(unsupported(format!(
+                    "a table cannot be joined to a stream (\"{}\"): put the stream first, as in FROM stream JOIN table",
+                    names[0]
+                )))
+            }
+            (false, RelationKind::Stream) => {
+                let Some((before, after)) = timing.within else {
+                    return Err(BindError::Invalid(format!(
+                        "a join of two streams needs a window: add WITHIN n SECONDS (or WITHIN (BEFORE x, AFTER y)) before ON, joining \"{}\"",
+                        names[0]
+                    )));
+                };
+                if before < 0 || after < 0 {
+                    return Err(BindError::Invalid("WITHIN bounds must not be negative".into()));
+                }
+                JoinShape::StreamStream {
+                    before,
+                    after,
+                    grace: timing.grace.unwrap_or(window::DEFAULT_GRACE_MS),
+                }
+            }
+            (left_table, RelationKind::Table) => {
+                if timing.within.is_some() {
+                    return Err(BindError::Invalid(format!(
+                        "WITHIN is only for joins of two streams; \"{}\" is a table",
+                        names[0]
+                    )));
+                }
+                if !on_right_pk {
+                    let pk = right_pk
+                        .iter()
+                        .map(|&i| right_schema[i].name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    return Err(BindError::Invalid(format!(
+                        "a join with table \"{}\" must be ON its PRIMARY KEY ({pk})",
+                        names[0]
+                    )));
+                }
+                if left_table {
+                    let foreign = !matches!(left_key, Expr::Column(i) if from.keys == [i]);
+                    if timing.grace.is_some() {
+                        return Err(BindError::Invalid(
+                            "GRACE PERIOD is not for joins of two tables".into(),
+                        ));
+                    }
+                    if foreign && matches!(kind, JoinKind::Right | JoinKind::Full) {
+                        return Err(unsupported(format!(
+                            "a foreign-key join (left side not ON its PRIMARY KEY) supports INNER and LEFT joins only, not {}",
+                            kind.name()
+                        )));
+                    }
+                    JoinShape::TableTable { foreign }
+                } else {
+                    if matches!(kind, JoinKind::Right | JoinKind::Full) {
+                        return Err(unsupported(format!(
+                            "a stream-table join supports INNER and LEFT joins only, not {}",
+                            kind.name()
+                        )));
+                    }
+                    JoinShape::StreamTable {
+                        grace: timing.grace.unwrap_or(0),
+                    }
+                }
+            }
+        };
+        if timing.grace.is_some_and(|g| g < 0) {
+            return Err(BindError::Invalid(
+                "GRACE PERIOD must not be negative".into(),
+            ));
+        }
+        let left_key_column = match left_key {
+            Expr::Column(i) => Some(i),
+            _ => None,
+        };
+        let right_key_column = match right_key {
+            Expr::Column(i) => Some(left_width + i),
+            _ => None,
+        };
+        // The key of the row after this join.
+        from.keys = match (shape, kind) {
+            (_, JoinKind::Full) => vec![left_width + right_schema.len()],
+            (_, JoinKind::Right) => right_key_column.into_iter().collect(),
+            (JoinShape::TableTable { .. }, _) => from.keys.clone(),
+            _ => left_key_column.map_or_else(|| from.keys.clone(), |i| vec![i]),
+        };
+        let p = prefix(&names);
+        from.star.extend(
+            rel.columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (format!("{p}_{}", c.name), left_width + i)),
+        );
+        schema.extend(right_schema.iter().cloned());
+        from.relations
+            .push((names.clone(), left_width..schema.len()));
+        if kind == JoinKind::Full {
+            // COALESCE of the two sides' join values.
+            from.star.insert(0, ("ROWKEY".into(), schema.len()));
+            schema.push(ColumnDesc::new("ROWKEY", key_type, false));
+        }
+        from.is_table = from.is_table && rel.kind == RelationKind::Table;
+        from.joins.push(BoundJoin {
+            kind,
+            shape,
+            relation: rel,
+            name: p,
+            left_key,
+            right_key,
+            left_width,
+        });
+    }
+    from.schema = schema;
+    Ok(from)
+}
+
+/// `ON l = r`: one expression of the left side equal to one of the right
+/// (either order), of the same type. Names resolve against both sides
+/// (`both`), so a name both have must be qualified.
+fn bind_on(
+    on: &sql::Expr,
+    both: &Scope,
+    left_width: usize,
+    right: &Scope,
+    right_name: &str,
+) -> Result<(Expr, Expr, DataType), BindError> {
+    let mut e = on;
+    while let sql::Expr::Nested(inner) = e {
+        e = inner;
+    }
+    let not_equality = || {
+        unsupported(format!(
+            "JOIN ... ON must be one equality of a left-side expression and a \"{right_name}\" expression, not {on}"
+        ))
+    };
+    let sql::Expr::BinaryOp {
+        left: a,
+        op: sql::BinaryOperator::Eq,
+        right: b,
+    } = e
+    else {
+        return Err(not_equality());
+    };
+    if contains_aggregate(a) || contains_aggregate(b) {
+        return Err(BindError::Grouping(
+            "aggregate functions are not allowed in JOIN ... ON".into(),
+        ));
+    }
+    let bind = |scope: &Scope, e: &sql::Expr| ExprBinder { scope, agg: None }.bind(e);
+    // Which side an operand reads: Some(true) left only, Some(false)
+    // right only, None both or neither.
+    let side = |e: &Expr| {
+        let (mut left, mut right) = (false, false);
+        e.visit(&mut |e| {
+            if let Expr::Column(i) = e {
+                if *i < left_width {
+                    left = true;
+                } else {
+                    right = true;
+                }
+            }
+        });
+        (left != right).then_some(left)
+    };
+    let (ea, ta) = bind(both, a)?;
+    let (eb, tb) = bind(both, b)?;
+    let (left_key, right_expr) = match (side(&ea), side(&eb)) {
+        (Some(true), Some(false)) => (ea, b),
+        (Some(false), Some(true)) => (eb, a),
+        _ => return Err(not_equality()),
+    };
+    if ta != tb {
+        return Err(BindError::TypeMismatch(format!(
+            "JOIN ... ON {on} compares {ta} with {tb}: CAST one side"
+        )));
+    }
+    let (right_key, _) = bind(right, right_expr)?;
+    Ok((left_key, right_key, ta))
 }

@@ -7,12 +7,14 @@
 
 mod aggregate;
 mod filter;
+mod join;
 mod project;
 mod upsert;
 pub mod window;
 
 pub use aggregate::Aggregate;
 pub use filter::Filter;
+pub use join::{Join, Side};
 pub use project::Project;
 pub use upsert::Upsert;
 
@@ -140,55 +142,111 @@ impl Operator {
     }
 }
 
-/// A chain of operators: what a continuous query runs.
+/// What a continuous query runs: per input, a chain of operators (an
+/// upsert for a table); the inputs joined left-deep (`joins[i]` joins the
+/// result so far with input `i + 1`); then a chain over the joined rows.
+/// Without joins there is one input.
 #[derive(Debug, Default)]
 pub struct Pipeline {
+    pub inputs: Vec<Vec<Operator>>,
+    pub joins: Vec<Join>,
     pub operators: Vec<Operator>,
     pub metrics: Metrics,
     scratch: Vec<Change>,
 }
 
+/// A part of a pipeline that may keep state.
+enum Part<'a> {
+    Operator(&'a mut Operator),
+    Join(&'a mut Join),
+}
+
 impl Pipeline {
+    /// One input, one chain.
     pub fn new(operators: Vec<Operator>) -> Pipeline {
+        Pipeline::joined(vec![Vec::new()], Vec::new(), operators)
+    }
+
+    pub fn joined(
+        inputs: Vec<Vec<Operator>>,
+        joins: Vec<Join>,
+        operators: Vec<Operator>,
+    ) -> Pipeline {
         Pipeline {
+            inputs,
+            joins,
             operators,
             metrics: Metrics::default(),
             scratch: Vec::new(),
         }
     }
 
-    /// Pushes a batch through every operator; the result is appended to
-    /// `out`. `input` is consumed (left empty).
-    pub fn process(&mut self, input: &mut Vec<Change>, out: &mut Vec<Change>) {
-        let mut cur = std::mem::take(input);
+    /// Pushes a batch of input `input`'s changes through the pipeline; the
+    /// result is appended to `out`. `changes` is consumed (left empty).
+    pub fn process(&mut self, input: usize, changes: &mut Vec<Change>, out: &mut Vec<Change>) {
+        let mut cur = std::mem::take(changes);
+        let (metrics, scratch) = (&mut self.metrics, &mut self.scratch);
+        for op in self.inputs.get_mut(input).into_iter().flatten() {
+            step(&mut cur, scratch, |i, o| op.process(i, o, metrics));
+        }
+        // Input 0 enters the first join on the left, input i > 0 the i-th
+        // on the right; each join's result enters the next on the left.
+        let first = input.saturating_sub(1);
+        for (j, join) in self.joins.iter_mut().enumerate().skip(first) {
+            let side = if j == first && input > 0 {
+                Side::Right
+            } else {
+                Side::Left
+            };
+            step(&mut cur, scratch, |i, o| join.process(side, i, o, metrics));
+        }
         for op in &mut self.operators {
-            self.scratch.clear();
-            op.process(&mut cur, &mut self.scratch, &mut self.metrics);
-            std::mem::swap(&mut cur, &mut self.scratch);
+            step(&mut cur, scratch, |i, o| op.process(i, o, metrics));
         }
         out.append(&mut cur);
         // Keep the allocations for the next batch.
-        *input = std::mem::take(&mut self.scratch);
-        input.clear();
+        *changes = std::mem::take(&mut self.scratch);
+        changes.clear();
     }
 
-    /// Dirty state of every operator, keys prefixed with the operator's
-    /// index (one byte, below 0xff, which the store's state log keeps for
-    /// itself) so operators never collide.
+    /// Every stateful part in a fixed order (inputs, joins, then the rest):
+    /// a part's index prefixes its state keys.
+    fn parts(&mut self) -> impl Iterator<Item = Part<'_>> {
+        self.inputs
+            .iter_mut()
+            .flatten()
+            .map(Part::Operator)
+            .chain(self.joins.iter_mut().map(Part::Join))
+            .chain(self.operators.iter_mut().map(Part::Operator))
+    }
+
+    fn operators_all(&self) -> impl Iterator<Item = &Operator> {
+        self.inputs.iter().flatten().chain(&self.operators)
+    }
+
+    /// Dirty state of every part, keys prefixed with the part's index (one
+    /// byte, below 0xff, which the store's state log keeps for itself) so
+    /// parts never collide.
     pub fn drain_dirty(&mut self, out: &mut Vec<StateWrite>) {
         let mut buf = Vec::new();
-        for (i, op) in self.operators.iter_mut().enumerate() {
-            op.drain_dirty(&mut buf);
+        for (i, part) in self.parts().enumerate() {
+            match part {
+                Part::Operator(op) => op.drain_dirty(&mut buf),
+                Part::Join(j) => j.drain_dirty(&mut buf),
+            }
             out.extend(buf.drain(..).map(|(k, v)| (operator_key(i, &k), v)));
         }
     }
 
     /// Every live state entry, keyed as [`Pipeline::drain_dirty`] keys
     /// them: restoring these gives the pipeline's state.
-    pub fn snapshot(&self, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+    pub fn snapshot(&mut self, out: &mut Vec<(Vec<u8>, Vec<u8>)>) {
         let mut buf = Vec::new();
-        for (i, op) in self.operators.iter().enumerate() {
-            op.snapshot(&mut buf);
+        for (i, part) in self.parts().enumerate() {
+            match part {
+                Part::Operator(op) => op.snapshot(&mut buf),
+                Part::Join(j) => j.snapshot(&mut buf),
+            }
             out.extend(buf.drain(..).map(|(k, v)| (operator_key(i, &k), v)));
         }
     }
@@ -198,16 +256,21 @@ impl Pipeline {
         let Some((&i, rest)) = key.split_first() else {
             return Ok(());
         };
-        match self.operators.get_mut(usize::from(i)) {
-            Some(op) => op.restore(rest, value),
+        match self.parts().nth(usize::from(i)) {
+            Some(Part::Operator(op)) => op.restore(rest, value),
+            Some(Part::Join(j)) => j.restore(rest, value),
             None => Ok(()),
         }
     }
 
-    /// Which input columns (of `width`) the pipeline reads; `None` when it
-    /// may pass any of them on (an upsert, or no projection or aggregate
-    /// to end the chain). Columns it does not read need not be decoded.
-    pub fn columns_read(&self, width: usize) -> Option<Vec<bool>> {
+    /// Which columns (of `width`) of input `input` the pipeline reads;
+    /// `None` when it may pass any of them on (an upsert, a join, or no
+    /// projection or aggregate to end the chain). Columns it does not read
+    /// need not be decoded.
+    pub fn columns_read(&self, input: usize, width: usize) -> Option<Vec<bool>> {
+        if !self.joins.is_empty() || input > 0 {
+            return None;
+        }
         let mut read = vec![false; width];
         let mut mark = |e: &crate::expr::Expr| {
             e.visit(&mut |e| {
@@ -218,7 +281,7 @@ impl Pipeline {
                 }
             })
         };
-        for op in &self.operators {
+        for op in self.operators_all() {
             match op {
                 Operator::Upsert(_) => return None,
                 // Passes rows on unchanged: what comes later reads them too.
@@ -236,10 +299,25 @@ impl Pipeline {
         None
     }
 
-    /// In-memory state entries across operators.
+    /// In-memory state entries across parts.
     pub fn state_size(&self) -> usize {
-        self.operators.iter().map(Operator::state_size).sum()
+        self.operators_all()
+            .map(Operator::state_size)
+            .sum::<usize>()
+            + self.joins.iter().map(Join::len).sum::<usize>()
     }
+}
+
+/// Runs one operator: `cur` in, its output back in `cur` (`scratch` keeps
+/// the other buffer).
+fn step(
+    cur: &mut Vec<Change>,
+    scratch: &mut Vec<Change>,
+    f: impl FnOnce(&mut Vec<Change>, &mut Vec<Change>),
+) {
+    scratch.clear();
+    f(cur, scratch);
+    std::mem::swap(cur, scratch);
 }
 
 /// An operator's state key within its pipeline. Plans have a handful of

@@ -192,7 +192,7 @@ impl Harness {
     /// Processes one batch and commits; returns what the pipeline emitted.
     fn push(&mut self, mut input: Vec<Change>) -> Vec<Change> {
         let mut out = Vec::new();
-        self.pipeline.process(&mut input, &mut out);
+        self.pipeline.process(0, &mut input, &mut out);
         assert!(input.is_empty(), "the pipeline must consume its input");
         for c in &out {
             self.apply(c);
@@ -827,7 +827,7 @@ fn pipeline_prefixes_state_keys_with_the_operator_index() {
     }
 
     let mut pipeline = Pipeline::new(by_region());
-    pipeline.process(&mut input.clone(), &mut Vec::new());
+    pipeline.process(0, &mut input.clone(), &mut Vec::new());
     let mut writes = Vec::new();
     pipeline.drain_dirty(&mut writes);
     writes.sort();
@@ -848,7 +848,7 @@ fn pipeline_prefixes_state_keys_with_the_operator_index() {
     }
     assert_eq!(restored.state_size(), pipeline.state_size());
     let mut got = Vec::new();
-    restored.process(&mut parse_changes("+ u1 A 1"), &mut got);
+    restored.process(0, &mut parse_changes("+ u1 A 1"), &mut got);
     assert_eq!(sorted_text(&got), ["+ A 1 1", "- B 1 1"]);
 }
 
@@ -859,6 +859,7 @@ fn project_computes_columns_and_counts_failures() {
     })]);
     let mut out = Vec::new();
     pipeline.process(
+        0,
         &mut parse_changes("+ a 1 @5; - b 2 @6; + c -9223372036854775808"),
         &mut out,
     );
@@ -1476,7 +1477,7 @@ fn columns_read_stop_at_the_first_projection_or_aggregate() {
             exprs: cols.iter().map(|&i| col(i)).collect(),
         })
     };
-    let read = |ops: Vec<Operator>| Pipeline::new(ops).columns_read(5);
+    let read = |ops: Vec<Operator>| Pipeline::new(ops).columns_read(0, 5);
     assert_eq!(
         read(vec![filter(4), project(&[1]), project(&[0])]),
         Some(vec![false, true, false, false, true])

@@ -101,10 +101,23 @@ pub enum Emit {
     Final,
 }
 
+/// The ksqlDB clauses between a JOIN's relation and its ON:
+/// `WITHIN (BEFORE x, AFTER y) | WITHIN n` and `GRACE PERIOD g`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JoinTiming {
+    /// `(before, after)`: the other side's event time may be this much
+    /// before or after a record's own.
+    pub within: Option<(DurationMs, DurationMs)>,
+    pub grace: Option<DurationMs>,
+}
+
 /// A SELECT with the ksqlDB clauses that sqlparser does not know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Select {
     pub query: Box<Query>,
+    /// Per JOIN of the FROM clause, in order (the default where none was
+    /// written).
+    pub joins: Vec<JoinTiming>,
     pub window: Option<WindowClause>,
     pub emit: Option<Emit>,
 }

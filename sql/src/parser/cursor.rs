@@ -405,6 +405,7 @@ impl Cursor {
         self.pos = self.tokens.len();
         let window = self.extract_window(&mut tokens)?;
         let emit = extract_emit(&mut tokens);
+        let joins = self.extract_join_timing(&mut tokens)?;
         let fallback = tokens
             .first()
             .map(|t| t.span.start)
@@ -425,9 +426,73 @@ impl Cursor {
         }
         Ok(Select {
             query,
+            joins,
             window,
             emit,
         })
+    }
+
+    /// Cuts each JOIN's `WITHIN ...` and `GRACE PERIOD ...` (everything
+    /// between the joined relation and ON that starts with either) out of
+    /// a query's tokens, one entry per JOIN of the outer query.
+    fn extract_join_timing(
+        &self,
+        tokens: &mut Vec<TokenWithSpan>,
+    ) -> Result<Vec<JoinTiming>, ParseError> {
+        let mut joins = Vec::new();
+        let mut depth = 0i32;
+        let mut i = 0;
+        while i < tokens.len() {
+            match tokens[i].token {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                _ => {}
+            }
+            let word = |t: Option<&TokenWithSpan>, w| is_word(t.map(|t| &t.token), w);
+            if depth == 0 && word(tokens.get(i), "JOIN") {
+                joins.push(JoinTiming::default());
+            }
+            let starts = word(tokens.get(i), "WITHIN")
+                || (word(tokens.get(i), "GRACE") && word(tokens.get(i + 1), "PERIOD"));
+            if depth == 0 && starts && !joins.is_empty() {
+                let end = (i..tokens.len())
+                    .find(|&j| word(tokens.get(j), "ON"))
+                    .unwrap_or(tokens.len());
+                let mut c = Cursor::new(tokens.drain(i..end).collect());
+                let timing = c.parse_join_timing()?;
+                if let Some(last) = joins.last_mut() {
+                    *last = timing;
+                }
+                continue;
+            }
+            i += 1;
+        }
+        Ok(joins)
+    }
+
+    fn parse_join_timing(&mut self) -> Result<JoinTiming, ParseError> {
+        let mut timing = JoinTiming::default();
+        if self.eat_word("WITHIN") {
+            timing.within = Some(if self.eat(&Token::LParen) {
+                self.expect_word("BEFORE")?;
+                let before = self.duration()?;
+                self.expect(&Token::Comma)?;
+                self.expect_word("AFTER")?;
+                let after = self.duration()?;
+                self.expect(&Token::RParen)?;
+                (before, after)
+            } else {
+                let n = self.duration()?;
+                (n, n)
+            });
+        }
+        if self.eat_words(&["GRACE", "PERIOD"]) {
+            timing.grace = Some(self.duration()?);
+        }
+        if !self.at_end() {
+            return Err(self.expected("ON after the join's WITHIN and GRACE PERIOD"));
+        }
+        Ok(timing)
     }
 
     /// Cuts `WINDOW TUMBLING|HOPPING|SESSION (...)` out of a query's tokens.

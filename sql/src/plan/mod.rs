@@ -1,13 +1,15 @@
 //! The planner: a [`BoundQuery`] -> a [`DataflowPlan`], the chain of
 //! operators a continuous query runs, plus its EXPLAIN text.
 //!
-//! Planning is pure; it decides the operator order:
-//! source -> (upsert, for tables) -> filter -> aggregate -> having -> project.
+//! Planning is pure; it decides the operator order: per source, (an upsert
+//! for a table); the joins, left-deep; then filter -> aggregate -> having
+//! -> project.
 
 pub mod explain;
 
-use crate::binder::BoundQuery;
-use crate::dataflow::{Aggregate, Filter, Operator, Pipeline, Project, Upsert};
+use crate::binder::{BoundJoin, BoundQuery, JoinKind, JoinShape};
+use crate::catalog::RelationDesc;
+use crate::dataflow::{Aggregate, Filter, Join, Operator, Pipeline, Project, Upsert};
 use crate::error::PlanError;
 use crate::parser::{Emit, RelationKind};
 
@@ -19,15 +21,9 @@ pub struct DataflowPlan {
     pub explain: Vec<String>,
 }
 
-/// Builds the operator chain for a query with a source.
-pub fn plan_query(q: &BoundQuery) -> Result<DataflowPlan, PlanError> {
-    let source = q
-        .source
-        .as_ref()
-        .ok_or_else(|| PlanError::Invalid("a continuous query needs a FROM clause".into()))?;
-    let schema: Vec<String> = source.query_schema().into_iter().map(|c| c.name).collect();
-    let mut ops = Vec::new();
-    let mut explain = vec![format!(
+/// The EXPLAIN line of a source.
+fn source_line(source: &RelationDesc) -> String {
+    format!(
         "Source: {} {} (topic '{}', {} partition{}, key {}, value {}{})",
         source.kind.name().to_uppercase(),
         source.name,
@@ -40,19 +36,128 @@ pub fn plan_query(q: &BoundQuery) -> Result<DataflowPlan, PlanError> {
             Some(c) => format!(", event time from {c}"),
             None => ", event time ROWTIME".into(),
         }
-    )];
-    let from_table = source.kind == RelationKind::Table;
-    if from_table {
-        let keys = source.key_indices();
-        explain.push(format!(
-            "Upsert: table changelog keyed by {} (keeps the current row per key)",
-            keys.iter()
-                .map(|&i| schema[i].as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
-        ops.push(Operator::Upsert(Upsert::new(keys)));
+    )
+}
+
+/// A table input's changelog -> changes (with its EXPLAIN line).
+fn upsert(source: &RelationDesc, explain: &mut Vec<String>) -> Operator {
+    let keys = source.key_indices();
+    explain.push(format!(
+        "Upsert: table changelog of {} keyed by {} (keeps the current row per key)",
+        source.name,
+        keys.iter()
+            .map(|&i| source.columns[i].name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Operator::Upsert(Upsert::new(keys))
+}
+
+/// What a join keeps, for EXPLAIN.
+fn join_line(j: &BoundJoin, left_names: &[String], left_name: &str) -> String {
+    let right_names: Vec<String> = j
+        .relation
+        .query_schema()
+        .into_iter()
+        .map(|c| format!("{}.{}", j.name, c.name))
+        .collect();
+    let on = format!(
+        "{} = {}",
+        explain::fmt_expr(&j.left_key, left_names),
+        explain::fmt_expr(&j.right_key, &right_names)
+    );
+    let (what, state) = match j.shape {
+        JoinShape::StreamStream {
+            before,
+            after,
+            grace,
+        } => (
+            format!(
+                "stream-stream, WITHIN (BEFORE {}, AFTER {}), GRACE PERIOD {}",
+                explain::fmt_ms(before),
+                explain::fmt_ms(after),
+                explain::fmt_ms(grace)
+            ),
+            format!(
+                "keeps each side's records until stream time passes the end of their window by {}{}",
+                explain::fmt_ms(grace),
+                match j.kind {
+                    JoinKind::Inner => "",
+                    _ => "; unmatched outer records are emitted then",
+                }
+            ),
+        ),
+        JoinShape::StreamTable { grace } => (
+            format!("stream-table, GRACE PERIOD {}", explain::fmt_ms(grace)),
+            format!(
+                "keeps {}'s rows by event time, versions up to {} behind the stream; the stream side keeps nothing",
+                j.name,
+                explain::fmt_ms(grace)
+            ),
+        ),
+        JoinShape::TableTable { foreign } => (
+            if foreign {
+                "table-table on a foreign key".to_string()
+            } else {
+                "table-table on the primary key".to_string()
+            },
+            "keeps both sides' current rows by join value".to_string(),
+        ),
+    };
+    format!(
+        "Join: {} JOIN of {left_name} with {} ON {on} ({what}; {state})",
+        j.kind.name(),
+        j.name
+    )
+}
+
+/// Builds the dataflow for a query with a source.
+pub fn plan_query(q: &BoundQuery) -> Result<DataflowPlan, PlanError> {
+    let source = q
+        .source
+        .as_ref()
+        .ok_or_else(|| PlanError::Invalid("a continuous query needs a FROM clause".into()))?;
+    let mut explain = Vec::new();
+    let mut inputs = Vec::new();
+    for rel in q.inputs() {
+        explain.push(source_line(rel));
+        let mut chain = Vec::new();
+        if rel.kind == RelationKind::Table {
+            chain.push(upsert(rel, &mut explain));
+        }
+        inputs.push(chain);
     }
+    // Joined rows name their columns by relation.
+    let mut schema: Vec<String> = if q.joins.is_empty() {
+        source.query_schema().into_iter().map(|c| c.name).collect()
+    } else {
+        source
+            .query_schema()
+            .into_iter()
+            .map(|c| format!("{}.{}", source.name, c.name))
+            .collect()
+    };
+    let mut joins = Vec::new();
+    let mut left_name = source.name.clone();
+    for j in &q.joins {
+        explain.push(join_line(j, &schema, &left_name));
+        let right = j.relation.query_schema();
+        joins.push(Join::new(
+            j.kind,
+            j.shape,
+            j.left_key.clone(),
+            j.right_key.clone(),
+            j.left_width,
+            right.len(),
+        ));
+        schema.extend(right.into_iter().map(|c| format!("{}.{}", j.name, c.name)));
+        if j.kind == JoinKind::Full {
+            schema.push("ROWKEY".into());
+        }
+        left_name = format!("({left_name} JOIN {})", j.name);
+    }
+    let from_table = q.inputs().all(|r| r.kind == RelationKind::Table);
+    let mut ops = Vec::new();
     if let Some(f) = &q.filter {
         explain.push(format!("Filter: {}", explain::fmt_expr(f, &schema)));
         ops.push(Operator::Filter(Filter {
@@ -100,7 +205,7 @@ pub fn plan_query(q: &BoundQuery) -> Result<DataflowPlan, PlanError> {
         exprs: q.projection.clone(),
     }));
     Ok(DataflowPlan {
-        pipeline: Pipeline::new(ops),
+        pipeline: Pipeline::joined(inputs, joins, ops),
         explain,
     })
 }
