@@ -263,12 +263,13 @@ impl RecordCodec {
                     .map(|&i| row.get(i).cloned().unwrap_or_default()),
             );
             let mut k = Vec::new();
-            self.key_enc.encode(&self.scratch, &mut k)?;
+            // A NULL key of a single-column format is no key at all.
+            let present = self.key_enc.encode_opt(&self.scratch, &mut k)?;
             if let Some((s, e, layout)) = self.window_idx {
                 let bound = |i: usize| row.get(i).and_then(Value::as_i64).unwrap_or_default();
                 layout.write(bound(s), bound(e), &mut k);
             }
-            Some(k)
+            (present || self.window_idx.is_some()).then_some(k)
         };
         if tombstone {
             return Ok((key, None));

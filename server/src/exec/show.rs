@@ -298,6 +298,13 @@ pub(super) fn describe(engine: &Arc<Engine>, name: &str, extended: bool) -> Resu
                 "state_entries",
                 st.state_entries.load(Ordering::Relaxed).to_string(),
             );
+            // Join i joins the sources before it with source i + 1.
+            for (right, (l, r)) in q.sources().skip(1).zip(lock(&st.join_state).iter()) {
+                stat(
+                    &format!("join_state.{right}"),
+                    format!("left {l} entries, right {r} entries"),
+                );
+            }
             stat("committed_offsets", format!("{:?}", *st.committed.borrow()));
             if let Some(e) = lock(&st.last_bad_record).clone().or(m.last_error) {
                 stat("last_error", e);

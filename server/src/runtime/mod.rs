@@ -44,6 +44,8 @@ pub struct QueryStatus {
     pub last_bad_record: Mutex<Option<String>>,
     pub metrics: Mutex<Metrics>,
     pub state_entries: AtomicU64,
+    /// Per join, the state entries of its left and right side.
+    pub join_state: Mutex<Vec<(usize, usize)>>,
     /// Committed offsets per source (in FROM order), one per partition.
     pub committed: watch::Sender<Vec<Vec<u64>>>,
 }
@@ -58,6 +60,7 @@ impl QueryStatus {
             last_bad_record: Mutex::new(None),
             metrics: Mutex::new(Metrics::default()),
             state_entries: AtomicU64::new(0),
+            join_state: Mutex::new(Vec::new()),
             committed: watch::channel(offsets).0,
         }
     }

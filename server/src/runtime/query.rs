@@ -376,6 +376,7 @@ impl QueryTask {
         self.status
             .state_entries
             .store(self.pipeline.state_size() as u64, Ordering::Relaxed);
+        *lock(&self.status.join_state) = self.pipeline.join_sizes();
         let mut m = self.pipeline.metrics.clone();
         m.errors += self.sink.bad_rows;
         if self.sink.last_error.is_some() {

@@ -32,8 +32,9 @@ pub struct SourceReader {
     records: Vec<Record>,
     /// Offsets moved past offsets without records (see `take_skipped`).
     skipped: bool,
-    /// Whether the last read reached the end of every partition.
-    at_end: bool,
+    /// Whether the last read came up short in every partition (it may
+    /// have reached their ends).
+    short: bool,
 }
 
 impl SourceReader {
@@ -51,12 +52,22 @@ impl SourceReader {
             codec: RecordCodec::try_new_reading(rel, engine.registry.as_ref(), read.as_deref())?,
             records: Vec::new(),
             skipped: false,
-            at_end: false,
+            short: false,
         })
     }
 
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// Whether the reader has reached the end of every partition (a
+    /// failure to tell counts as no).
+    fn at_end(&self, log: &dyn LogBackend) -> bool {
+        self.short
+            && self.offsets.iter().enumerate().all(|(p, &offset)| {
+                log.end_offset(&self.topic, p as u32)
+                    .is_ok_and(|end| offset >= end)
+            })
     }
 
     /// Reads up to `max` records per partition, appending their changes to
@@ -71,7 +82,7 @@ impl SourceReader {
         mut on_bad: impl FnMut(BadRecord),
     ) -> Result<u64> {
         let mut got = 0;
-        self.at_end = true;
+        self.short = true;
         for (p, offset) in self.offsets.iter_mut().enumerate() {
             let p = p as u32;
             self.records.clear();
@@ -82,7 +93,7 @@ impl SourceReader {
                 Err(_) if got > 0 => return Ok(got),
                 Err(e) => return Err(e.into()),
             };
-            self.at_end &= self.records.len() < max;
+            self.short &= self.records.len() < max;
             for rec in &self.records {
                 *offset = rec.offset + 1;
                 got += 1;
@@ -127,6 +138,10 @@ pub struct Inputs {
     /// Reading order: tables first (see [`Inputs::read`]).
     order: Vec<usize>,
     is_table: Vec<bool>,
+    /// Whether a stream is joined to the tables.
+    has_streams: bool,
+    /// Scratch: the streams' changes of a round, by input.
+    merged: Vec<(usize, Change)>,
 }
 
 impl Inputs {
@@ -151,7 +166,9 @@ impl Inputs {
         Ok(Inputs {
             readers,
             order,
+            has_streams: is_table.iter().any(|t| !t),
             is_table,
+            merged: Vec::new(),
         })
     }
 
@@ -160,8 +177,10 @@ impl Inputs {
     /// undecodable records to `on_bad`. Table inputs are read first, and
     /// streams only once every table input has reached its end, so a
     /// stream record always meets the table rows written before it.
-    /// Returns how many records were consumed; fails only when nothing
-    /// was, so the offsets always match what `each` was given.
+    /// Several streams' records are handed on in event-time order across
+    /// them, so what one stream reads ahead does not make the other's
+    /// records late. Returns how many records were consumed; fails only
+    /// when nothing was, so the offsets always match what `each` was given.
     pub fn read(
         &mut self,
         log: &dyn LogBackend,
@@ -170,6 +189,7 @@ impl Inputs {
         mut each: impl FnMut(usize, &mut Vec<Change>),
         mut on_bad: impl FnMut(usize, BadRecord),
     ) -> Result<u64> {
+        let merging = self.is_table.iter().filter(|t| !**t).count() > 1;
         let mut got = 0;
         let mut tables_at_end = true;
         for &i in &self.order {
@@ -179,18 +199,30 @@ impl Inputs {
                 break;
             }
             match reader.read(log, max, changes, |bad| on_bad(i, bad)) {
-                Ok(n) => {
-                    got += n;
-                    if !is_stream {
-                        tables_at_end &= reader.at_end;
-                    }
-                    if !changes.is_empty() {
-                        each(i, changes);
-                    }
-                }
-                Err(_) if got > 0 => return Ok(got),
+                Ok(n) => got += n,
+                // What was read is consistent with the offsets: hand it
+                // on; the error comes back next time.
+                Err(_) if got > 0 => break,
                 Err(e) => return Err(e),
             }
+            if !is_stream && self.has_streams {
+                tables_at_end = tables_at_end && reader.at_end(log);
+            }
+            if is_stream && merging {
+                self.merged.extend(changes.drain(..).map(|c| (i, c)));
+            } else if !changes.is_empty() {
+                each(i, changes);
+            }
+        }
+        // A stable sort: each stream's records keep their order.
+        self.merged.sort_by_key(|(_, c)| c.time);
+        let mut merged = self.merged.drain(..).peekable();
+        while let Some((i, c)) = merged.next() {
+            changes.push(c);
+            while let Some((_, c)) = merged.next_if(|(j, _)| *j == i) {
+                changes.push(c);
+            }
+            each(i, changes);
         }
         Ok(got)
     }

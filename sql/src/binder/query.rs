@@ -267,7 +267,38 @@ pub fn bind_select(
 
     // Output schema: key columns first, then window bounds, then values.
     let keys = from.as_ref().map(|f| f.keys.clone()).unwrap_or_default();
-    let (projection, output) = shape_output(items, &keys, agg_ctx.as_ref(), mode)?;
+    let mut key_exprs: Vec<Expr> = keys.iter().map(|&k| Expr::Column(k)).collect();
+    if let Some(p) = &select.partition_by {
+        if mode != SelectMode::Persistent {
+            return Err(unsupported(
+                "PARTITION BY is for CREATE STREAM ... AS SELECT and INSERT INTO ... SELECT",
+            ));
+        }
+        if agg_ctx.is_some() || from_table {
+            return Err(BindError::Invalid(
+                "PARTITION BY re-keys a stream: a table is keyed by its PRIMARY KEY or GROUP BY"
+                    .into(),
+            ));
+        }
+        let (e, t) = ExprBinder {
+            scope: &scope,
+            agg: None,
+        }
+        .bind(p)?;
+        // The new key is a column of the result: selected, or added first.
+        if !items.iter().any(|(_, i, _)| *i == e) {
+            let name = match p {
+                sql::Expr::Identifier(id) => normalize_ident(id),
+                sql::Expr::CompoundIdentifier(parts) => {
+                    parts.last().map(normalize_ident).unwrap_or_default()
+                }
+                _ => format!("KSQL_COL_{unnamed}"),
+            };
+            items.insert(0, (name, e.clone(), t));
+        }
+        key_exprs = vec![e];
+    }
+    let (projection, output) = shape_output(items, &key_exprs, agg_ctx.as_ref(), mode)?;
 
     let aggregate = match agg_ctx {
         Some(ctx) => {
@@ -427,7 +458,7 @@ fn validate_window(w: &WindowKind) -> Result<(), BindError> {
 /// Orders the SELECT list into the output schema and decides its key.
 fn shape_output(
     items: Vec<(String, Expr, DataType)>,
-    source_keys: &[usize],
+    source_keys: &[Expr],
     agg: Option<&AggContext>,
     mode: SelectMode,
 ) -> Result<(Vec<Expr>, Vec<ColumnDesc>), BindError> {
@@ -492,7 +523,7 @@ fn shape_output(
         }
         None => {
             for (name, e, t) in items {
-                let is_key = matches!(e, Expr::Column(i) if source_keys.contains(&i))
+                let is_key = source_keys.contains(&e)
                     && !keys
                         .iter()
                         .any(|k: &(String, Expr, DataType, bool)| k.1 == e);

@@ -850,3 +850,7 @@ impl WindowState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "join_tests.rs"]
+mod tests;

@@ -299,6 +299,11 @@ impl Pipeline {
         None
     }
 
+    /// Each join's state entries: (left side's, right side's).
+    pub fn join_sizes(&self) -> Vec<(usize, usize)> {
+        self.joins.iter().map(Join::sizes).collect()
+    }
+
     /// In-memory state entries across parts.
     pub fn state_size(&self) -> usize {
         self.operators_all()

@@ -118,6 +118,8 @@ pub struct Select {
     /// Per JOIN of the FROM clause, in order (the default where none was
     /// written).
     pub joins: Vec<JoinTiming>,
+    /// `PARTITION BY expr`: the key of a derived stream.
+    pub partition_by: Option<Expr>,
     pub window: Option<WindowClause>,
     pub emit: Option<Emit>,
 }

@@ -406,6 +406,7 @@ impl Cursor {
         let window = self.extract_window(&mut tokens)?;
         let emit = extract_emit(&mut tokens);
         let joins = self.extract_join_timing(&mut tokens)?;
+        let partition_by = extract_partition_by(&mut tokens)?;
         let fallback = tokens
             .first()
             .map(|t| t.span.start)
@@ -427,6 +428,7 @@ impl Cursor {
         Ok(Select {
             query,
             joins,
+            partition_by,
             window,
             emit,
         })
@@ -785,6 +787,43 @@ fn extract_emit(tokens: &mut Vec<TokenWithSpan>) -> Option<Emit> {
         }
     }
     None
+}
+
+/// Cuts `PARTITION BY expr` (the end of a query, before EMIT) out of a
+/// query's tokens.
+fn extract_partition_by(tokens: &mut Vec<TokenWithSpan>) -> Result<Option<Expr>, ParseError> {
+    let mut depth = 0i32;
+    for i in 0..tokens.len() {
+        match tokens[i].token {
+            Token::LParen => depth += 1,
+            Token::RParen => depth -= 1,
+            _ => {}
+        }
+        let at = |j: usize, w| is_word(tokens.get(j).map(|t| &t.token), w);
+        if depth == 0 && at(i, "PARTITION") && at(i + 1, "BY") {
+            let fallback = tokens[i].span.start;
+            let expr: Vec<TokenWithSpan> = tokens.drain(i..).skip(2).collect();
+            let mut parser = sql_parser(expr);
+            let e = parser
+                .parse_expr()
+                .map_err(|e| convert_error(e, fallback))?;
+            let next = parser.peek_token();
+            if next.token != Token::EOF {
+                return Err(ParseError::Syntax {
+                    message: format!(
+                        "unexpected \"{}\" after PARTITION BY's expression (it ends the query, before EMIT)",
+                        next.token
+                    ),
+                    position: Position {
+                        line: next.span.start.line,
+                        column: next.span.start.column,
+                    },
+                });
+            }
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
 }
 
 /// Parses a standalone expression (used by tests and the binder for

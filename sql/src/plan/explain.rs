@@ -90,7 +90,7 @@ pub fn fmt_ms(ms: i64) -> String {
         ("MINUTES", 60_000),
         ("SECONDS", 1000),
     ] {
-        if ms % n == 0 {
+        if ms != 0 && ms % n == 0 {
             return format!("{} {unit}", ms / n);
         }
     }
