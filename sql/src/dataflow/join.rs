@@ -428,8 +428,9 @@ impl VersionState {
                 if key.is_null() {
                     return;
                 }
-                // An upsert is a retraction and an insert at one time: the
-                // insert's version replaces the retraction's.
+                // The table's topic as written (no upsert before the join:
+                // it would collapse writes in arrival order, not by time):
+                // an upsert is a version, a tombstone a deletion.
                 let row = (c.diff > 0).then_some(c.row);
                 self.set_version(key, c.time, row);
                 self.prune();
@@ -576,7 +577,10 @@ impl VersionState {
                 out.push((Self::state_key(key, *t), Self::version_value(row)));
             }
         }
-        out.push((vec![META_TAG], self.stream_time.to_be_bytes().to_vec()));
+        // Written once a stream record set it, as `drain_dirty` does.
+        if self.stream_time != i64::MIN {
+            out.push((vec![META_TAG], self.stream_time.to_be_bytes().to_vec()));
+        }
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {
@@ -807,7 +811,10 @@ impl WindowState {
         for (id, b) in &self.records {
             out.push((Self::state_key(*id), Self::record_value(b)));
         }
-        out.push((vec![META_TAG], self.meta()));
+        // Written once a record set it, as `drain_dirty` does.
+        if self.stream_time != i64::MIN {
+            out.push((vec![META_TAG], self.meta()));
+        }
     }
 
     fn restore(&mut self, key: &[u8], value: &[u8]) -> Result<(), CodecError> {

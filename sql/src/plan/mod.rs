@@ -119,10 +119,13 @@ pub fn plan_query(q: &BoundQuery) -> Result<DataflowPlan, PlanError> {
         .ok_or_else(|| PlanError::Invalid("a continuous query needs a FROM clause".into()))?;
     let mut explain = Vec::new();
     let mut inputs = Vec::new();
-    for rel in q.inputs() {
+    for (i, rel) in q.inputs().enumerate() {
         explain.push(source_line(rel));
+        // A stream-table join versions the table's writes by event time
+        // itself; every other table input becomes changes by key first.
+        let versioned = i > 0 && matches!(q.joins[i - 1].shape, JoinShape::StreamTable { .. });
         let mut chain = Vec::new();
-        if rel.kind == RelationKind::Table {
+        if rel.kind == RelationKind::Table && !versioned {
             chain.push(upsert(rel, &mut explain));
         }
         inputs.push(chain);
