@@ -1,6 +1,7 @@
 //! The Nexmark benchmark: bids from the `nexmark` generator (fixed base
 //! time, so every run sees the same events) loaded as JSON into a topic of
-//! the embedded log or of a Kafka broker, then one persistent query at a
+//! the embedded log or of a Kafka broker (and the auctions they bid on
+//! into a table, for the join), then one persistent query at a
 //! time over the pre-loaded topic, from its earliest offset, timed until it
 //! has caught up and committed. Each query's output is checked against
 //! answers computed here, from the same events, so a fast wrong answer
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use nexmark::config::NexmarkConfig;
-use nexmark::event::{Bid, Event, EventType};
+use nexmark::event::{Auction, Bid, Event, EventType};
 use nexmark::EventGenerator;
 use serde_json::json;
 use tokio_postgres::Client;
@@ -84,6 +85,21 @@ pub fn bids(n: u64) -> impl Iterator<Item = Bid> {
         .take(n as usize)
 }
 
+/// The auctions of a run up to `until` (event time), the same every run.
+pub fn auctions(until: u64) -> impl Iterator<Item = Auction> {
+    let config = NexmarkConfig {
+        base_time: BASE_TIME_MS,
+        ..NexmarkConfig::default()
+    };
+    EventGenerator::new(config)
+        .with_type_filter(EventType::Auction)
+        .filter_map(|e| match e {
+            Event::Auction(a) => Some(a),
+            _ => None,
+        })
+        .take_while(move |a| a.date_time <= until)
+}
+
 /// A bid as the JSON object the topic holds.
 pub fn bid_json(b: &Bid) -> String {
     json!({
@@ -110,6 +126,10 @@ struct Expected {
     hop: HashMap<(i64, i64), i64>,
     /// window start -> highest price, 10 s tumbling windows.
     max_price: HashMap<i64, i64>,
+    /// auction -> its event time.
+    auction_times: HashMap<usize, u64>,
+    /// Bids whose auction exists at the bid's time (the join).
+    joined: u64,
 }
 
 impl Expected {
@@ -120,6 +140,13 @@ impl Expected {
         self.events += 1;
         if auction % 123 == 0 {
             self.q2 += 1;
+        }
+        if self
+            .auction_times
+            .get(&b.auction)
+            .is_some_and(|&at| at <= b.date_time)
+        {
+            self.joined += 1;
         }
         let start = t - t.rem_euclid(WINDOW_MS);
         *self.tumble.entry((auction, start)).or_default() += 1;
@@ -147,6 +174,8 @@ enum Check {
     Hop,
     /// A table of (WINDOWSTART, max).
     MaxPrice,
+    /// A stream of the bids that met their auction.
+    Joined,
 }
 
 struct QuerySpec {
@@ -188,6 +217,13 @@ const QUERIES: &[QuerySpec] = &[
         sql: "CREATE TABLE q7 AS SELECT 1 AS one, MAX(price) AS maxprice FROM bids \
               WINDOW TUMBLING (SIZE 10 SECONDS, GRACE PERIOD 30 SECONDS) GROUP BY 1",
         check: Check::MaxPrice,
+    },
+    QuerySpec {
+        name: "join",
+        sql: "CREATE STREAM join AS SELECT b.auction, b.price, b.date_time AS bid_time, \
+              a.date_time AS auction_time, a.seller, a.category \
+              FROM bids b JOIN auctions a ON b.auction = a.id",
+        check: Check::Joined,
     },
 ];
 
@@ -422,10 +458,24 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         ),
     )
     .await?;
+    run_sql(
+        &client,
+        &format!(
+            "CREATE TABLE auctions (id BIGINT PRIMARY KEY, seller BIGINT, category BIGINT, \
+             date_time BIGINT) WITH (kafka_topic='{}', value_format='JSON', partitions=1, \
+             timestamp='date_time')",
+            topic("auctions"),
+        ),
+    )
+    .await?;
     let started = Instant::now();
-    let expected = match &opts.kafka {
-        Some(brokers) => load_kafka(brokers, &topic("bids"), opts.events)?,
-        None => load_insert(&server, opts.events).await?,
+    let mut expected = Expected {
+        auction_times: load_auctions(&client, opts.events).await?,
+        ..Expected::default()
+    };
+    match &opts.kafka {
+        Some(brokers) => load_kafka(brokers, &topic("bids"), opts.events, &mut expected)?,
+        None => load_insert(&server, opts.events, &mut expected).await?,
     };
     let load = started.elapsed();
     run_sql(&client, "SET 'auto.offset.reset' = 'earliest'").await?;
@@ -502,7 +552,7 @@ fn sql_string(s: &str) -> String {
 /// [`LOAD_SESSIONS`] sessions (the embedded log has no other writer). Their
 /// batches interleave by less than the windows' grace period, so no bid is
 /// late.
-async fn load_insert(server: &Server, n: u64) -> anyhow::Result<Expected> {
+async fn load_insert(server: &Server, n: u64, expected: &mut Expected) -> anyhow::Result<()> {
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(2 * LOAD_SESSIONS);
     let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
     let mut writers = Vec::new();
@@ -518,7 +568,6 @@ async fn load_insert(server: &Server, n: u64) -> anyhow::Result<Expected> {
             }
         }));
     }
-    let mut expected = Expected::default();
     let mut sql = String::new();
     let mut rows = 0;
     for b in bids(n) {
@@ -557,12 +606,40 @@ async fn load_insert(server: &Server, n: u64) -> anyhow::Result<Expected> {
     for w in writers {
         w.await??;
     }
-    Ok(expected)
+    Ok(())
+}
+
+/// Loads, through rill, the auctions generated up to the last of `n`
+/// bids' time into the `auctions` table; returns each one's event time.
+async fn load_auctions(client: &Client, n: u64) -> anyhow::Result<HashMap<usize, u64>> {
+    let last = bids(n).last().map_or(0, |b| b.date_time);
+    let mut times = HashMap::new();
+    let mut batch = Vec::new();
+    let mut auctions = auctions(last).peekable();
+    while let Some(a) = auctions.next() {
+        times.insert(a.id, a.date_time);
+        batch.push(format!(
+            "({},{},{},{})",
+            a.id, a.seller, a.category, a.date_time
+        ));
+        if batch.len() == INSERT_BATCH || auctions.peek().is_none() {
+            run_sql(
+                client,
+                &format!(
+                    "INSERT INTO auctions (id, seller, category, date_time) VALUES {}",
+                    batch.join(",")
+                ),
+            )
+            .await?;
+            batch.clear();
+        }
+    }
+    Ok(times)
 }
 
 /// Produces the bids straight to Kafka, as another client of the topic
 /// would (no key; the record timestamp is the bid's time).
-fn load_kafka(brokers: &str, topic: &str, n: u64) -> anyhow::Result<Expected> {
+fn load_kafka(brokers: &str, topic: &str, n: u64, expected: &mut Expected) -> anyhow::Result<()> {
     use rdkafka::config::ClientConfig;
     use rdkafka::error::KafkaError;
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -576,7 +653,6 @@ fn load_kafka(brokers: &str, topic: &str, n: u64) -> anyhow::Result<Expected> {
         .set("compression.type", "none")
         .create()
         .context("creating the Kafka producer")?;
-    let mut expected = Expected::default();
     for b in bids(n) {
         expected.add(&b);
         let value = bid_json(&b);
@@ -601,7 +677,7 @@ fn load_kafka(brokers: &str, topic: &str, n: u64) -> anyhow::Result<Expected> {
     producer
         .flush(Duration::from_secs(120))
         .context("flushing the Kafka producer")?;
-    Ok(expected)
+    Ok(())
 }
 
 /// User + system CPU time of process `pid`.
@@ -685,6 +761,7 @@ async fn run_query(
         Check::Tumble => expected.tumble.len() as u64,
         Check::Hop => expected.hop.len() as u64,
         Check::MaxPrice => expected.max_price.len() as u64,
+        Check::Joined => expected.joined,
     };
     let sql = with_topic(spec.sql, topic);
     reset_peak_rss(pid);
@@ -701,7 +778,7 @@ async fn run_query(
     };
     // Caught up; now until its output is committed.
     match spec.check {
-        Check::Records | Check::Q2Records => {
+        Check::Records | Check::Q2Records | Check::Joined => {
             let mut last = (0, Instant::now());
             loop {
                 let got = topic_records(client, topic).await?;
@@ -738,7 +815,7 @@ async fn run_query(
     let (rows, mismatch) = check(client, spec, expected, expected_rows, topic).await?;
     run_sql(client, &format!("TERMINATE {id}")).await?;
     let kind = match spec.check {
-        Check::Records | Check::Q2Records => "STREAM",
+        Check::Records | Check::Q2Records | Check::Joined => "STREAM",
         Check::Tumble | Check::Hop | Check::MaxPrice => "TABLE",
     };
     run_sql(client, &format!("DROP {kind} {} DELETE TOPIC", spec.name)).await?;
@@ -781,7 +858,9 @@ async fn check(
         (rows.len() as u64, wrong)
     };
     let (rows, wrong) = match spec.check {
-        Check::Records | Check::Q2Records => (topic_records(client, topic).await?, 0),
+        Check::Records | Check::Q2Records | Check::Joined => {
+            (topic_records(client, topic).await?, 0)
+        }
         Check::Tumble | Check::Hop => {
             let want = if spec.check == Check::Tumble {
                 &expected.tumble
@@ -804,7 +883,18 @@ async fn check(
             (rows.len() as u64, wrong)
         }
     };
-    let mismatch = if rows != expected_rows {
+    let mismatch = if rows != expected_rows && spec.check == Check::Joined {
+        let early = int_rows(
+            client,
+            "SELECT bid_time, auction_time, auction, ROWTIME, ROWOFFSET FROM join WHERE auction_time > bid_time",
+        )
+        .await?;
+        Some(format!(
+            "WRONG: {rows} rows, expected {expected_rows} ({} met a later auction, e.g. {:?})",
+            early.len(),
+            early.first()
+        ))
+    } else if rows != expected_rows {
         Some(format!("WRONG: {rows} rows, expected {expected_rows}"))
     } else if wrong > 0 {
         Some(format!("WRONG: {wrong} rows differ"))

@@ -21,7 +21,7 @@ async fn nexmark_smoke_outputs_are_correct() {
     };
     let report = run(&opts).await.expect("benchmark run");
     println!("{}", report.table());
-    assert_eq!(report.queries.len(), 6);
+    assert_eq!(report.queries.len(), 7);
     for q in &report.queries {
         assert!(q.mismatch.is_none(), "{}: {:?}", q.name, q.mismatch);
         assert!(q.rows > 0, "{} produced nothing", q.name);

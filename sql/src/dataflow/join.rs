@@ -447,17 +447,14 @@ impl VersionState {
             self.meta_dirty = true;
             self.prune();
         }
-        let cutoff = self.cutoff();
+        // The newest version at or before the record's time. A record
+        // further behind stream time than the grace period may find the
+        // version it needed forgotten: it sees what is kept.
         let version = self.versions.get(&key).and_then(|vs| {
-            match vs.iter().rev().find(|(t, _)| *t <= c.time) {
-                Some((_, row)) => row.as_ref(),
-                // Older than every version kept: the oldest, if versions
-                // before it were forgotten, else the key was not there yet.
-                None => vs
-                    .first()
-                    .filter(|(t, _)| *t <= cutoff)
-                    .and_then(|(_, r)| r.as_ref()),
-            }
+            vs.iter()
+                .rev()
+                .find(|(t, _)| *t <= c.time)
+                .and_then(|(_, row)| row.as_ref())
         });
         match version {
             Some(r) => emit(

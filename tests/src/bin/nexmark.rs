@@ -21,7 +21,7 @@ struct Args {
     /// Run against these Kafka brokers instead of the embedded log.
     #[arg(long, env = "RILL_BENCH_KAFKA_BROKERS")]
     kafka: Option<String>,
-    /// Only these queries (q0, q1, q2, tumble, hop, q7); repeatable.
+    /// Only these queries (q0, q1, q2, tumble, hop, q7, join); repeatable.
     #[arg(long = "query")]
     queries: Vec<String>,
     /// Keys of the serving table (0 skips the serving figures).
