@@ -693,77 +693,8 @@ fn bind_from(
         let (left_key, right_key, key_type) =
             bind_on(on, &both, left_width, &right_scope, &names[0])?;
         let timing = timing.get(n).copied().unwrap_or_default();
-        let right_pk = rel.key_indices();
-        let on_right_pk = rel.kind == RelationKind::Table
-            && matches!(right_key, Expr::Column(i) if right_pk == [i]);
-        let shape = match (from.is_table, rel.kind) {
-            (true, RelationKind::Stream) => {
-                return Err(unsupported(format!(
-                    "a table cannot be joined to a stream (\"{}\"): put the stream first, as in FROM stream JOIN table",
-                    names[0]
-                )))
-            }
-            (false, RelationKind::Stream) => {
-                let Some((before, after)) = timing.within else {
-                    return Err(BindError::Invalid(format!(
-                        "a join of two streams needs a window: add WITHIN n SECONDS (or WITHIN (BEFORE x, AFTER y)) before ON, joining \"{}\"",
-                        names[0]
-                    )));
-                };
-                if before < 0 || after < 0 {
-                    return Err(BindError::Invalid("WITHIN bounds must not be negative".into()));
-                }
-                JoinShape::StreamStream {
-                    before,
-                    after,
-                    grace: timing.grace.unwrap_or(window::DEFAULT_GRACE_MS),
-                }
-            }
-            (left_table, RelationKind::Table) => {
-                if timing.within.is_some() {
-                    return Err(BindError::Invalid(format!(
-                        "WITHIN is only for joins of two streams; \"{}\" is a table",
-                        names[0]
-                    )));
-                }
-                if !on_right_pk {
-                    let pk = right_pk
-                        .iter()
-                        .map(|&i| right_schema[i].name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    return Err(BindError::Invalid(format!(
-                        "a join with table \"{}\" must be ON its PRIMARY KEY ({pk})",
-                        names[0]
-                    )));
-                }
-                if left_table {
-                    let foreign = !matches!(left_key, Expr::Column(i) if from.keys == [i]);
-                    if timing.grace.is_some() {
-                        return Err(BindError::Invalid(
-                            "GRACE PERIOD is not for joins of two tables".into(),
-                        ));
-                    }
-                    if foreign && matches!(kind, JoinKind::Right | JoinKind::Full) {
-                        return Err(unsupported(format!(
-                            "a foreign-key join (left side not ON its PRIMARY KEY) supports INNER and LEFT joins only, not {}",
-                            kind.name()
-                        )));
-                    }
-                    JoinShape::TableTable { foreign }
-                } else {
-                    if matches!(kind, JoinKind::Right | JoinKind::Full) {
-                        return Err(unsupported(format!(
-                            "a stream-table join supports INNER and LEFT joins only, not {}",
-                            kind.name()
-                        )));
-                    }
-                    JoinShape::StreamTable {
-                        grace: timing.grace.unwrap_or(0),
-                    }
-                }
-            }
-        };
+        let left_on_key = matches!(left_key, Expr::Column(i) if from.keys == [i]);
+        let shape = join_shape(kind, from.is_table, left_on_key, &rel, &right_key, timing)?;
         if timing.grace.is_some_and(|g| g < 0) {
             return Err(BindError::Invalid(
                 "GRACE PERIOD must not be negative".into(),
@@ -812,6 +743,90 @@ fn bind_from(
     }
     from.schema = schema;
     Ok(from)
+}
+
+/// What a join combines, checked against what ksqlDB allows: the kind of
+/// each side, the right side's key, and the WITHIN and GRACE PERIOD given.
+fn join_shape(
+    kind: JoinKind,
+    left_table: bool,
+    left_on_key: bool,
+    rel: &RelationDesc,
+    right_key: &Expr,
+    timing: JoinTiming,
+) -> Result<JoinShape, BindError> {
+    let right_schema = rel.query_schema();
+    let right_pk = rel.key_indices();
+    let on_right_pk =
+        rel.kind == RelationKind::Table && matches!(right_key, Expr::Column(i) if right_pk == [*i]);
+    Ok(match (left_table, rel.kind) {
+        (true, RelationKind::Stream) => {
+            return Err(unsupported(format!(
+                "a table cannot be joined to a stream (\"{}\"): put the stream first, as in FROM stream JOIN table",
+                rel.name
+            )))
+        }
+        (false, RelationKind::Stream) => {
+            let Some((before, after)) = timing.within else {
+                return Err(BindError::Invalid(format!(
+                    "a join of two streams needs a window: add WITHIN n SECONDS (or WITHIN (BEFORE x, AFTER y)) before ON, joining \"{}\"",
+                    rel.name
+                )));
+            };
+            if before < 0 || after < 0 {
+                return Err(BindError::Invalid("WITHIN bounds must not be negative".into()));
+            }
+            JoinShape::StreamStream {
+                before,
+                after,
+                grace: timing.grace.unwrap_or(window::DEFAULT_GRACE_MS),
+            }
+        }
+        (left_table, RelationKind::Table) => {
+            if timing.within.is_some() {
+                return Err(BindError::Invalid(format!(
+                    "WITHIN is only for joins of two streams; \"{}\" is a table",
+                    rel.name
+                )));
+            }
+            if !on_right_pk {
+                let pk = right_pk
+                    .iter()
+                    .map(|&i| right_schema[i].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(BindError::Invalid(format!(
+                    "a join with table \"{}\" must be ON its PRIMARY KEY ({pk})",
+                    rel.name
+                )));
+            }
+            if left_table {
+                let foreign = !left_on_key;
+                if timing.grace.is_some() {
+                    return Err(BindError::Invalid(
+                        "GRACE PERIOD is not for joins of two tables".into(),
+                    ));
+                }
+                if foreign && matches!(kind, JoinKind::Right | JoinKind::Full) {
+                    return Err(unsupported(format!(
+                        "a foreign-key join (left side not ON its PRIMARY KEY) supports INNER and LEFT joins only, not {}",
+                        kind.name()
+                    )));
+                }
+                JoinShape::TableTable { foreign }
+            } else {
+                if matches!(kind, JoinKind::Right | JoinKind::Full) {
+                    return Err(unsupported(format!(
+                        "a stream-table join supports INNER and LEFT joins only, not {}",
+                        kind.name()
+                    )));
+                }
+                JoinShape::StreamTable {
+                    grace: timing.grace.unwrap_or(0),
+                }
+            }
+        }
+    })
 }
 
 /// `ON l = r`: one expression of the left side equal to one of the right

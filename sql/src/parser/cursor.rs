@@ -2,6 +2,7 @@
 //! hands standard SQL pieces to sqlparser.
 
 use sqlparser::ast::Expr;
+use sqlparser::parser::ParserError;
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
 use super::ast::*;
@@ -398,8 +399,8 @@ impl Cursor {
         }
     }
 
-    /// A SELECT with optional WINDOW and EMIT clauses, to the end of the
-    /// statement.
+    /// A SELECT with its ksqlDB clauses (WINDOW, EMIT, each JOIN's WITHIN
+    /// and GRACE PERIOD, PARTITION BY), to the end of the statement.
     fn parse_select(&mut self) -> Result<Select, ParseError> {
         let mut tokens = self.rest();
         self.pos = self.tokens.len();
@@ -411,20 +412,7 @@ impl Cursor {
             .first()
             .map(|t| t.span.start)
             .unwrap_or(self.location());
-        let mut parser = sql_parser(tokens);
-        let query = parser
-            .parse_query()
-            .map_err(|e| convert_error(e, fallback))?;
-        let next = parser.peek_token();
-        if next.token != Token::EOF {
-            return Err(ParseError::Syntax {
-                message: format!("unexpected \"{}\" after the query", next.token),
-                position: Position {
-                    line: next.span.start.line,
-                    column: next.span.start.column,
-                },
-            });
-        }
+        let query = parse_all(tokens, fallback, "the query", |p| p.parse_query())?;
         Ok(Select {
             query,
             joins,
@@ -789,6 +777,29 @@ fn extract_emit(tokens: &mut Vec<TokenWithSpan>) -> Option<Emit> {
     None
 }
 
+/// Runs `parse` on sqlparser over all of `tokens`; a token left over is
+/// an error saying what it follows.
+fn parse_all<T>(
+    tokens: Vec<TokenWithSpan>,
+    fallback: Location,
+    after: &str,
+    parse: impl FnOnce(&mut sqlparser::parser::Parser<'static>) -> Result<T, ParserError>,
+) -> Result<T, ParseError> {
+    let mut parser = sql_parser(tokens);
+    let parsed = parse(&mut parser).map_err(|e| convert_error(e, fallback))?;
+    let next = parser.peek_token();
+    if next.token != Token::EOF {
+        return Err(ParseError::Syntax {
+            message: format!("unexpected \"{}\" after {after}", next.token),
+            position: Position {
+                line: next.span.start.line,
+                column: next.span.start.column,
+            },
+        });
+    }
+    Ok(parsed)
+}
+
 /// Cuts `PARTITION BY expr` (the end of a query, before EMIT) out of a
 /// query's tokens.
 fn extract_partition_by(tokens: &mut Vec<TokenWithSpan>) -> Result<Option<Expr>, ParseError> {
@@ -803,23 +814,12 @@ fn extract_partition_by(tokens: &mut Vec<TokenWithSpan>) -> Result<Option<Expr>,
         if depth == 0 && at(i, "PARTITION") && at(i + 1, "BY") {
             let fallback = tokens[i].span.start;
             let expr: Vec<TokenWithSpan> = tokens.drain(i..).skip(2).collect();
-            let mut parser = sql_parser(expr);
-            let e = parser
-                .parse_expr()
-                .map_err(|e| convert_error(e, fallback))?;
-            let next = parser.peek_token();
-            if next.token != Token::EOF {
-                return Err(ParseError::Syntax {
-                    message: format!(
-                        "unexpected \"{}\" after PARTITION BY's expression (it ends the query, before EMIT)",
-                        next.token
-                    ),
-                    position: Position {
-                        line: next.span.start.line,
-                        column: next.span.start.column,
-                    },
-                });
-            }
+            let e = parse_all(
+                expr,
+                fallback,
+                "PARTITION BY's expression (it ends the query, before EMIT)",
+                |p| p.parse_expr(),
+            )?;
             return Ok(Some(e));
         }
     }
