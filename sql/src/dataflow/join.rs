@@ -64,9 +64,9 @@ const META_TAG: u8 = b'm';
 #[derive(Debug)]
 pub struct Join {
     kind: JoinKind,
-    left_key: Expr,
-    right_key: Expr,
-    left_width: usize,
+    pub(super) left_key: Expr,
+    pub(super) right_key: Expr,
+    pub(super) left_width: usize,
     right_width: usize,
     state: State,
 }

@@ -1071,3 +1071,32 @@ fn a_late_record_older_than_every_version_meets_nothing() {
         "only the record after the version meets it"
     );
 }
+
+/// A join's inputs decode only the columns the join keys and the operators
+/// after it read, each at its place in the joined row; an upsert before a
+/// join passes every column on.
+#[test]
+fn join_inputs_decode_only_the_columns_read() {
+    let pipeline = |left_chain: Vec<Operator>| {
+        Pipeline::joined(
+            vec![left_chain, Vec::new()],
+            vec![Join::new(
+                JoinKind::Left,
+                JoinShape::StreamTable { grace: 0 },
+                Expr::Column(1),
+                Expr::Column(0),
+                3,
+                3,
+            )],
+            vec![Operator::Project(crate::dataflow::Project {
+                exprs: vec![Expr::Column(0), Expr::Column(5)],
+            })],
+        )
+    };
+    let p = pipeline(Vec::new());
+    assert_eq!(p.columns_read(0, 3), Some(vec![true, true, false]));
+    assert_eq!(p.columns_read(1, 3), Some(vec![true, false, true]));
+    let p = pipeline(upsert_chain());
+    assert_eq!(p.columns_read(0, 3), None);
+    assert_eq!(p.columns_read(1, 3), Some(vec![true, false, true]));
+}

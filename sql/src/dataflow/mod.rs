@@ -264,34 +264,50 @@ impl Pipeline {
     }
 
     /// Which columns (of `width`) of input `input` the pipeline reads;
-    /// `None` when it may pass any of them on (an upsert, a join, or no
-    /// projection or aggregate to end the chain). Columns it does not read
-    /// need not be decoded.
+    /// `None` when it may pass any of them on (an upsert, or no projection
+    /// or aggregate to end the chain). Columns it does not read need not be
+    /// decoded.
     pub fn columns_read(&self, input: usize, width: usize) -> Option<Vec<bool>> {
-        if !self.joins.is_empty() || input > 0 {
-            return None;
+        let chain = self.inputs.get(input)?;
+        if !self.joins.is_empty() && !chain.is_empty() {
+            return None; // an upsert before a join
         }
+        // The input's columns in the rows after the joins: each join's row
+        // is its left row, then its right input's.
+        let offset = match input {
+            0 => 0,
+            i => self.joins.get(i - 1)?.left_width,
+        };
         let mut read = vec![false; width];
-        let mut mark = |e: &crate::expr::Expr| {
+        let mut mark = |row_offset: usize, e: &crate::expr::Expr| {
             e.visit(&mut |e| {
-                if let crate::expr::Expr::Column(i) = e {
-                    if let Some(r) = read.get_mut(*i) {
+                if let crate::expr::Expr::Column(c) = e {
+                    if let Some(r) = (row_offset + c)
+                        .checked_sub(offset)
+                        .and_then(|i| read.get_mut(i))
+                    {
                         *r = true;
                     }
                 }
             })
         };
-        for op in self.operators_all() {
+        for (j, join) in self.joins.iter().enumerate() {
+            mark(0, &join.left_key);
+            if j + 1 == input {
+                mark(offset, &join.right_key);
+            }
+        }
+        for op in chain.iter().chain(&self.operators) {
             match op {
                 Operator::Upsert(_) => return None,
                 // Passes rows on unchanged: what comes later reads them too.
-                Operator::Filter(f) => mark(&f.predicate),
+                Operator::Filter(f) => mark(0, &f.predicate),
                 Operator::Project(p) => {
-                    p.exprs.iter().for_each(&mut mark);
+                    p.exprs.iter().for_each(|e| mark(0, e));
                     return Some(read);
                 }
                 Operator::Aggregate(a) => {
-                    a.inputs().for_each(&mut mark);
+                    a.inputs().for_each(|e| mark(0, e));
                     return Some(read);
                 }
             }
