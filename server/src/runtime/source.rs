@@ -138,8 +138,8 @@ pub struct Inputs {
     /// Reading order: tables first (see [`Inputs::read`]).
     order: Vec<usize>,
     is_table: Vec<bool>,
-    /// Whether a stream is joined to the tables.
-    has_streams: bool,
+    /// How many inputs are streams.
+    streams: usize,
     /// Scratch: the streams' changes of a round, by input.
     merged: Vec<(usize, Change)>,
 }
@@ -166,7 +166,7 @@ impl Inputs {
         Ok(Inputs {
             readers,
             order,
-            has_streams: is_table.iter().any(|t| !t),
+            streams: is_table.iter().filter(|t| !**t).count(),
             is_table,
             merged: Vec::new(),
         })
@@ -189,7 +189,7 @@ impl Inputs {
         mut each: impl FnMut(usize, &mut Vec<Change>),
         mut on_bad: impl FnMut(usize, BadRecord),
     ) -> Result<u64> {
-        let merging = self.is_table.iter().filter(|t| !**t).count() > 1;
+        let merging = self.streams > 1;
         let mut got = 0;
         let mut tables_at_end = true;
         for &i in &self.order {
@@ -205,7 +205,7 @@ impl Inputs {
                 Err(_) if got > 0 => break,
                 Err(e) => return Err(e),
             }
-            if !is_stream && self.has_streams {
+            if !is_stream && self.streams > 0 {
                 tables_at_end = tables_at_end && reader.at_end(log);
             }
             if is_stream && merging {
