@@ -359,14 +359,22 @@ fn plan_lines(engine: &Engine, stmt: &Statement) -> Result<Vec<String>> {
         )),
         (_, None) => {}
     }
+    // Each operator below the one before it; every source starts a line
+    // of its own, and a join takes the sources before it in.
+    let mut depth = 0;
     Ok(lines
         .into_iter()
-        .enumerate()
-        .map(|(i, l)| {
-            if i == 0 {
-                l
+        .map(|l| {
+            depth = if l.starts_with("Source:") {
+                0
+            } else if l.starts_with("Join:") {
+                1
             } else {
-                format!("{}-> {l}", "  ".repeat(i - 1))
+                depth + 1
+            };
+            match depth {
+                0 => l,
+                d => format!("{}-> {l}", "  ".repeat(d - 1)),
             }
         })
         .collect())

@@ -124,6 +124,8 @@ impl BoundJoin {
 pub struct BoundQuery {
     /// `None` for a SELECT without FROM (constant expressions).
     pub source: Option<RelationDesc>,
+    /// The name the source is qualified by: its alias, else its name.
+    pub source_name: String,
     /// The FROM clause's joins, in order.
     pub joins: Vec<BoundJoin>,
     pub filter: Option<Expr>,

@@ -424,6 +424,10 @@ pub fn bind_select(
 
     Ok(BoundQuery {
         source,
+        source_name: from
+            .as_ref()
+            .and_then(|f| f.relations[0].0.last().cloned())
+            .unwrap_or_default(),
         joins: from.map(|f| f.joins).unwrap_or_default(),
         filter,
         aggregate,

@@ -137,11 +137,11 @@ pub fn plan_query(q: &BoundQuery) -> Result<DataflowPlan, PlanError> {
         source
             .query_schema()
             .into_iter()
-            .map(|c| format!("{}.{}", source.name, c.name))
+            .map(|c| format!("{}.{}", q.source_name, c.name))
             .collect()
     };
     let mut joins = Vec::new();
-    let mut left_name = source.name.clone();
+    let mut left_name = q.source_name.clone();
     for j in &q.joins {
         explain.push(join_line(j, &schema, &left_name));
         let right = j.relation.query_schema();
