@@ -490,46 +490,26 @@ impl Cursor {
         &self,
         tokens: &mut Vec<TokenWithSpan>,
     ) -> Result<Option<WindowClause>, ParseError> {
-        let mut depth = 0i32;
-        for i in 0..tokens.len() {
-            match tokens[i].token {
-                Token::LParen => depth += 1,
-                Token::RParen => depth -= 1,
-                _ => {}
-            }
-            let kind_follows = ["TUMBLING", "HOPPING", "SESSION"]
-                .iter()
-                .any(|k| is_word(tokens.get(i + 1).map(|t| &t.token), k));
-            if depth == 0 && is_word(Some(&tokens[i].token), "WINDOW") && kind_follows {
-                // Find the closing bracket of the window spec.
-                let mut d = 0i32;
-                let mut end = None;
-                for (j, t) in tokens.iter().enumerate().skip(i + 2) {
-                    match t.token {
-                        Token::LParen => d += 1,
-                        Token::RParen => {
-                            d -= 1;
-                            if d == 0 {
-                                end = Some(j);
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                let Some(end) = end else {
-                    let mut c = Cursor::new(tokens.clone());
-                    c.pos = i + 2;
-                    return Err(c.expected("\"(\" ... \")\" after the window kind"));
-                };
-                let spec: Vec<TokenWithSpan> = tokens.drain(i..=end).collect();
-                let mut c = Cursor::new(spec);
-                c.pos = 1;
-                let w = c.parse_window()?;
-                return Ok(Some(w));
-            }
-        }
-        Ok(None)
+        let word = |i: usize, w| is_word(tokens.get(i).map(|t| &t.token), w);
+        let Some(i) = find_top_level(tokens, |i| {
+            word(i, "WINDOW")
+                && ["TUMBLING", "HOPPING", "SESSION"]
+                    .iter()
+                    .any(|k| word(i + 1, k))
+        }) else {
+            return Ok(None);
+        };
+        // The closing bracket of the window spec.
+        let rest = tokens.get(i + 2..).unwrap_or_default();
+        let Some(end) = find_top_level(rest, |j| rest[j].token == Token::RParen) else {
+            let mut c = Cursor::new(tokens.clone());
+            c.pos = i + 2;
+            return Err(c.expected("\"(\" ... \")\" after the window kind"));
+        };
+        let spec: Vec<TokenWithSpan> = tokens.drain(i..=i + 2 + end).collect();
+        let mut c = Cursor::new(spec);
+        c.pos = 1;
+        c.parse_window().map(Some)
     }
 
     fn parse_window(&mut self) -> Result<WindowClause, ParseError> {
@@ -754,24 +734,30 @@ fn is_word(t: Option<&Token>, w: &str) -> bool {
 
 /// Cuts `EMIT CHANGES|FINAL` out of a query's tokens.
 fn extract_emit(tokens: &mut Vec<TokenWithSpan>) -> Option<Emit> {
+    let word = |i: usize, w| is_word(tokens.get(i).map(|t| &t.token), w);
+    let i = find_top_level(tokens, |i| {
+        word(i, "EMIT") && (word(i + 1, "CHANGES") || word(i + 1, "FINAL"))
+    })?;
+    let emit = if word(i + 1, "CHANGES") {
+        Emit::Changes
+    } else {
+        Emit::Final
+    };
+    tokens.drain(i..=i + 1);
+    Some(emit)
+}
+
+/// The index of the first token outside brackets for which `found` holds.
+fn find_top_level(tokens: &[TokenWithSpan], mut found: impl FnMut(usize) -> bool) -> Option<usize> {
     let mut depth = 0i32;
-    for i in 0..tokens.len() {
-        match tokens[i].token {
+    for (i, t) in tokens.iter().enumerate() {
+        match t.token {
             Token::LParen => depth += 1,
             Token::RParen => depth -= 1,
             _ => {}
         }
-        if depth == 0 && is_word(Some(&tokens[i].token), "EMIT") {
-            let next = tokens.get(i + 1).map(|t| &t.token);
-            let emit = if is_word(next, "CHANGES") {
-                Emit::Changes
-            } else if is_word(next, "FINAL") {
-                Emit::Final
-            } else {
-                continue;
-            };
-            tokens.drain(i..=i + 1);
-            return Some(emit);
+        if depth == 0 && found(i) {
+            return Some(i);
         }
     }
     None
@@ -803,27 +789,19 @@ fn parse_all<T>(
 /// Cuts `PARTITION BY expr` (the end of a query, before EMIT) out of a
 /// query's tokens.
 fn extract_partition_by(tokens: &mut Vec<TokenWithSpan>) -> Result<Option<Expr>, ParseError> {
-    let mut depth = 0i32;
-    for i in 0..tokens.len() {
-        match tokens[i].token {
-            Token::LParen => depth += 1,
-            Token::RParen => depth -= 1,
-            _ => {}
-        }
-        let at = |j: usize, w| is_word(tokens.get(j).map(|t| &t.token), w);
-        if depth == 0 && at(i, "PARTITION") && at(i + 1, "BY") {
-            let fallback = tokens[i].span.start;
-            let expr: Vec<TokenWithSpan> = tokens.drain(i..).skip(2).collect();
-            let e = parse_all(
-                expr,
-                fallback,
-                "PARTITION BY's expression (it ends the query, before EMIT)",
-                |p| p.parse_expr(),
-            )?;
-            return Ok(Some(e));
-        }
-    }
-    Ok(None)
+    let word = |i: usize, w| is_word(tokens.get(i).map(|t| &t.token), w);
+    let Some(i) = find_top_level(tokens, |i| word(i, "PARTITION") && word(i + 1, "BY")) else {
+        return Ok(None);
+    };
+    let fallback = tokens[i].span.start;
+    let expr: Vec<TokenWithSpan> = tokens.drain(i..).skip(2).collect();
+    parse_all(
+        expr,
+        fallback,
+        "PARTITION BY's expression (it ends the query, before EMIT)",
+        |p| p.parse_expr(),
+    )
+    .map(Some)
 }
 
 /// Parses a standalone expression (used by tests and the binder for
