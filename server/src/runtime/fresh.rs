@@ -56,16 +56,15 @@ pub async fn wait_fresh(engine: &Arc<Engine>, relation: &str, timeout: Duration)
         if status.state() != super::QueryState::Running {
             continue;
         }
-        // Per source: each partition's end.
+        // Per source, in the order of the committed offsets: each
+        // partition's end (none for a relation that is gone).
         let mut targets = Vec::new();
         for source in q.sources() {
-            let Some(topic) = catalog.relation(source).map(|r| r.topic.clone()) else {
-                continue;
-            };
-            let partitions = engine.log.topic_partitions(&topic).unwrap_or(0);
-            let mut ends = Vec::with_capacity(partitions as usize);
-            for p in 0..partitions {
-                ends.push(engine.log.end_offset(&topic, p)?);
+            let mut ends = Vec::new();
+            if let Some(topic) = catalog.relation(source).map(|r| r.topic.clone()) {
+                for p in 0..engine.log.topic_partitions(&topic).unwrap_or(0) {
+                    ends.push(engine.log.end_offset(&topic, p)?);
+                }
             }
             targets.push(ends);
         }

@@ -99,14 +99,14 @@ impl<'a> Scope<'a> {
     /// An unqualified name: ambiguous when several relations have it (of
     /// unowned columns the last one counts).
     fn resolve(&self, name: &str) -> Result<(usize, DataType), BindError> {
-        let owner = |i: usize| self.relations.iter().position(|r| r.columns.contains(&i));
+        let owned = |i: usize| self.relations.iter().any(|r| r.columns.contains(&i));
         let mut found: Option<usize> = None;
         for (i, c) in self.columns.iter().enumerate() {
             if c.name != name {
                 continue;
             }
             if let Some(prev) = found {
-                if owner(prev).is_some() || owner(i).is_some() {
+                if owned(prev) || owned(i) {
                     return Err(BindError::AmbiguousColumn(name.to_string()));
                 }
             }

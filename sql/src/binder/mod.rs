@@ -103,16 +103,6 @@ pub struct BoundJoin {
     pub left_width: usize,
 }
 
-impl BoundJoin {
-    /// Width of the joined row: left, right, and the synthetic ROWKEY of a
-    /// FULL OUTER join.
-    pub fn output_width(&self) -> usize {
-        self.left_width
-            + self.relation.query_schema().len()
-            + usize::from(self.kind == JoinKind::Full)
-    }
-}
-
 /// A bound SELECT, the input of the planner.
 ///
 /// Row layouts: `filter` reads the source row (`source.query_schema()`,
@@ -150,11 +140,16 @@ impl BoundQuery {
             .chain(self.joins.iter().map(|j| &j.relation))
     }
 
+    /// Whether it reads tables only (joins of tables are tables; a join
+    /// with a stream is a stream).
+    pub fn reads_only_tables(&self) -> bool {
+        self.source.is_some() && self.inputs().all(|r| r.kind == RelationKind::Table)
+    }
+
     /// Whether the query's result is a table: an aggregate, or only tables
-    /// read (joins of tables are tables; a join with a stream is a stream).
+    /// read.
     pub fn produces_table(&self) -> bool {
-        self.aggregate.is_some()
-            || (self.source.is_some() && self.inputs().all(|r| r.kind == RelationKind::Table))
+        self.aggregate.is_some() || self.reads_only_tables()
     }
 
     /// Whether the result is a windowed table.

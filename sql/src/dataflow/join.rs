@@ -63,11 +63,9 @@ const META_TAG: u8 = b'm';
 
 #[derive(Debug)]
 pub struct Join {
-    kind: JoinKind,
+    shape: Shape,
     pub(super) left_key: Expr,
     pub(super) right_key: Expr,
-    pub(super) left_width: usize,
-    right_width: usize,
     state: State,
 }
 
@@ -117,13 +115,20 @@ impl Join {
             })),
         };
         Join {
-            kind,
+            shape: Shape {
+                kind,
+                left_width,
+                right_width,
+            },
             left_key,
             right_key,
-            left_width,
-            right_width,
             state,
         }
+    }
+
+    /// Width of the left row.
+    pub(super) fn left_width(&self) -> usize {
+        self.shape.left_width
     }
 
     /// Joins a batch of changes from one side, appending to `out`.
@@ -134,11 +139,7 @@ impl Join {
         out: &mut Vec<Change>,
         metrics: &mut Metrics,
     ) {
-        let shape = Shape {
-            kind: self.kind,
-            left_width: self.left_width,
-            right_width: self.right_width,
-        };
+        let shape = &self.shape;
         let key_expr = match side {
             Side::Left => &self.left_key,
             Side::Right => &self.right_key,
@@ -152,13 +153,13 @@ impl Join {
                 }
             };
             match &mut self.state {
-                State::Tables(s) => s.change(&shape, side, key, c, out),
-                State::Versions(s) => s.change(&shape, side, key, c, out),
-                State::Windows(s) => s.record(&shape, side, key, c, out, metrics),
+                State::Tables(s) => s.change(shape, side, key, c, out),
+                State::Versions(s) => s.change(shape, side, key, c, out),
+                State::Windows(s) => s.record(shape, side, key, c, out, metrics),
             }
         }
         if let State::Windows(s) = &mut self.state {
-            s.expire(&shape, out);
+            s.expire(shape, out);
         }
     }
 
@@ -207,6 +208,7 @@ impl Join {
 }
 
 /// How joined rows are built.
+#[derive(Debug)]
 struct Shape {
     kind: JoinKind,
     left_width: usize,
@@ -282,7 +284,8 @@ impl TableState {
             self.counts[index(side)] += 1;
             0
         });
-        *count += i64::from(c.diff.signum());
+        let diff = c.diff.signum();
+        *count += i64::from(diff);
         if *count <= 0 {
             bucket.remove(&c.row);
             self.counts[index(side)] -= 1;
@@ -293,7 +296,6 @@ impl TableState {
         let now_empty = !mine.contains_key(&key);
         self.dirty.insert((side, key.clone(), c.row.clone()));
         let others = self.rows[index(side.other())].get(&key);
-        let diff = c.diff.signum();
         let other_unmatched = |out: &mut Vec<Change>, diff: i32| {
             if let Some(others) = others.filter(|_| shape.keeps(side.other())) {
                 for (r, &n) in others {

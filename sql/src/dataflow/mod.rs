@@ -276,7 +276,7 @@ impl Pipeline {
         // is its left row, then its right input's.
         let offset = match input {
             0 => 0,
-            i => self.joins.get(i - 1)?.left_width,
+            i => self.joins.get(i - 1)?.left_width(),
         };
         let mut read = vec![false; width];
         let mut mark = |row_offset: usize, e: &crate::expr::Expr| {

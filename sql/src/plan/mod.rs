@@ -159,7 +159,7 @@ pub fn plan_query(q: &BoundQuery) -> Result<DataflowPlan, PlanError> {
         }
         left_name = format!("({left_name} JOIN {})", j.name);
     }
-    let from_table = q.inputs().all(|r| r.kind == RelationKind::Table);
+    let from_table = q.reads_only_tables();
     let mut ops = Vec::new();
     if let Some(f) = &q.filter {
         explain.push(format!("Filter: {}", explain::fmt_expr(f, &schema)));
