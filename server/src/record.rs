@@ -77,8 +77,9 @@ pub struct RecordCodec {
     width: usize,
     key_idx: Vec<usize>,
     value_idx: Vec<usize>,
-    /// The value columns decoded (all of `value_idx`, or those read).
-    decoded_idx: Vec<usize>,
+    /// The value columns are the row's first columns, in order, so a
+    /// value decodes straight into its row.
+    value_first: bool,
     /// Windowed tables: WINDOWSTART/WINDOWEND positions, and how the
     /// bounds trail the key columns in the record key.
     window_idx: Option<(usize, usize, WindowedKey)>,
@@ -201,17 +202,14 @@ impl RecordCodec {
             None => None,
         };
         let ts_col = timestamp.as_ref().map(|t| t.0);
-        // A single unwrapped JSON value is the column itself: nothing to skip.
-        let (decoded_idx, decoded) = match read {
-            Some(read) if value_kind == FormatKind::Json && value_cols.len() > 1 => sides
+        // Per value column; the timestamp column is always read.
+        let value_read: Option<Vec<bool>> = read.map(|read| {
+            sides
                 .value_idx
                 .iter()
-                .zip(value_cols)
-                .filter(|(&i, _)| read.get(i).copied().unwrap_or(true) || ts_col == Some(i))
-                .map(|(&i, c)| (i, c.clone()))
-                .unzip(),
-            _ => (sides.value_idx.clone(), value_cols.clone()),
-        };
+                .map(|&i| read.get(i).copied().unwrap_or(true) || ts_col == Some(i))
+                .collect()
+        });
         let window_idx = if let Some(kind) = &rel.window {
             match (
                 rel.column_index("WINDOWSTART"),
@@ -232,12 +230,19 @@ impl RecordCodec {
             kind: rel.kind,
             width: rel.columns.len(),
             key_dec: Decoder::try_new(key_kind, key_cols, &key_opts)?,
-            value_dec: Decoder::try_new(value_kind, &decoded, &value_opts)?,
+            value_dec: Decoder::try_new_reading(
+                value_kind,
+                value_cols,
+                value_read.as_deref(),
+                &value_opts,
+            )?,
             key_enc: Encoder::try_new(key_kind, key_cols, &key_opts)?,
             value_enc: Encoder::try_new(value_kind, value_cols, &value_opts)?,
+            value_first: rel.window.is_none()
+                && sides.key_idx.is_empty()
+                && sides.value_idx.iter().copied().eq(0..rel.columns.len()),
             key_idx: sides.key_idx,
             value_idx: sides.value_idx,
-            decoded_idx,
             window_idx,
             timestamp,
             scratch: Vec::new(),
@@ -308,7 +313,9 @@ impl RecordCodec {
         rec: &Record,
     ) -> std::result::Result<Option<Change>, String> {
         let mut row: Row = Vec::with_capacity(self.width + PSEUDO_COLUMNS.len());
-        row.resize(self.width, Value::Null);
+        if !self.value_first {
+            row.resize(self.width, Value::Null);
+        }
         // Key.
         if !self.key_idx.is_empty() || self.window_idx.is_some() {
             let key = match rec.key.as_deref() {
@@ -344,14 +351,21 @@ impl RecordCodec {
                 if self.kind == RelationKind::Stream {
                     return Ok(None);
                 }
+                row.resize(self.width, Value::Null);
                 -1
+            }
+            Some(bytes) if self.value_first => {
+                self.value_dec
+                    .decode(bytes, &mut row)
+                    .map_err(|e| format!("value: {e}"))?;
+                1
             }
             Some(bytes) => {
                 self.scratch.clear();
                 self.value_dec
                     .decode(bytes, &mut self.scratch)
                     .map_err(|e| format!("value: {e}"))?;
-                for (v, &i) in self.scratch.drain(..).zip(&self.decoded_idx) {
+                for (v, &i) in self.scratch.drain(..).zip(&self.value_idx) {
                     row[i] = v;
                 }
                 1

@@ -2,8 +2,8 @@
 //! single unwrapped column (every single-column key, and a value with
 //! `WRAP_SINGLE_VALUE=false`), the bare value.
 //!
-//! Decoding streams through the document with serde_json: no JSON tree is
-//! built, fields that are not columns are skipped without being converted,
+//! Decoding streams through the document: an object of scalar fields by
+//! hand (`flat`), anything else with serde_json. No JSON tree is built, fields that are not columns are skipped without being converted,
 //! and field names are matched to columns through a lookup built once.
 //! Values are coerced as ksqlDB coerces them (numeric strings for numbers,
 //! numbers and booleans as text for STRING, epoch numbers or ISO-8601 text
@@ -25,6 +25,8 @@ use super::scalar::{
     write_base64, write_double, write_text, Prim, Reject, Scalar,
 };
 use super::{FormatError, FormatKind, FormatOptions};
+
+mod flat;
 
 /// A column's type, prepared for decoding and encoding.
 enum Node {
@@ -160,32 +162,37 @@ const NO_HINT: u32 = u32::MAX;
 impl NameLookup {
     /// Slot `i` is `names[i]`.
     fn new(names: &[String]) -> NameLookup {
+        let slots: Vec<(usize, &str)> = names.iter().map(String::as_str).enumerate().collect();
+        NameLookup::of_slots(&slots)
+    }
+
+    /// Each name with its slot; other slots are named by no field.
+    fn of_slots(names: &[(usize, &str)]) -> NameLookup {
         let size = (names.len() * 2).max(4).next_power_of_two();
         let mut lookup = NameLookup {
             table: vec![0; size],
             entries: Vec::with_capacity(names.len()),
             mask: size - 1,
             filter: vec![0; 64],
-            ascii: names.iter().all(|name| name.is_ascii()),
+            ascii: names.iter().all(|(_, name)| name.is_ascii()),
         };
-        for (slot, name) in names.iter().enumerate() {
+        for &(slot, name) in names {
             let hash = fold_hash(name);
             let mut i = hash as usize & lookup.mask;
             while lookup.table[i] != 0 {
                 i = (i + 1) & lookup.mask;
             }
             lookup.entries.push(Entry {
-                name: name.as_str().into(),
+                name: name.into(),
                 hash,
                 slot,
                 twin: names
                     .iter()
-                    .enumerate()
-                    .any(|(other, n)| other != slot && eq_fold(n, name)),
+                    .any(|&(other, n)| other != slot && eq_fold(n, name)),
             });
             lookup.table[i] = u32::try_from(lookup.entries.len()).unwrap_or(u32::MAX);
             if let Some(bits) = lookup.filter.get_mut(name.len().min(63)) {
-                *bits |= filter_bit(name);
+                *bits |= filter_bit(name.as_bytes());
             }
         }
         lookup
@@ -200,25 +207,55 @@ impl NameLookup {
     /// Like [`NameLookup::get`], trying `hint` (the entry this position
     /// named last time) first, and updating it.
     fn get_hinted(&self, key: &str, hint: &mut u32) -> Option<usize> {
-        if let Some(e) = self.entries.get(*hint as usize) {
-            // Equal but for ASCII case implies equal when folded; anything
-            // subtler takes the full lookup.
-            if !e.twin && e.name.as_bytes().eq_ignore_ascii_case(key.as_bytes()) {
-                return Some(e.slot);
-            }
+        // Equal but for ASCII case implies equal when folded; anything
+        // subtler takes the full lookup.
+        if let Some(slot) = self.hinted(key.as_bytes(), *hint) {
+            return Some(slot);
         }
         let entry = self.find(key);
         *hint = entry.unwrap_or(NO_HINT);
         self.entries.get(entry? as usize).map(|e| e.slot)
     }
 
+    /// The slot of the column `key` names if it is the entry `hint` (see
+    /// [`NameLookup::get_hinted`]); `key` need not be UTF-8: only ASCII
+    /// matches an ASCII name.
+    fn hinted(&self, key: &[u8], hint: u32) -> Option<usize> {
+        let e = self.entries.get(hint as usize)?;
+        let name = e.name.as_bytes();
+        (!e.twin && (name == key || name.eq_ignore_ascii_case(key))).then_some(e.slot)
+    }
+
+    /// [`NameLookup::get_hinted`] (or `get` without a hint) for a field
+    /// name not yet checked to be UTF-8; `None` if it is not. Most names
+    /// are settled before that check: by the hint, or as no column's.
+    fn get_bytes(&self, key: &[u8], hint: Option<&mut u32>) -> Option<Option<usize>> {
+        if let Some(slot) = hint.as_ref().and_then(|h| self.hinted(key, **h)) {
+            return Some(Some(slot));
+        }
+        if self.ascii && key.is_ascii() && !self.may_name(key) {
+            if let Some(h) = hint {
+                *h = NO_HINT;
+            }
+            return Some(None);
+        }
+        let key = std::str::from_utf8(key).ok()?;
+        Some(match hint {
+            Some(h) => self.get_hinted(key, h),
+            None => self.get(key),
+        })
+    }
+
+    /// Whether an ASCII `key` passes the length and first-letter filter.
+    fn may_name(&self, key: &[u8]) -> bool {
+        let bits = self.filter.get(key.len().min(63)).copied().unwrap_or(0);
+        bits & filter_bit(key) != 0
+    }
+
     /// The index in `entries` of the column `key` names.
     fn find(&self, key: &str) -> Option<u32> {
-        if self.ascii && key.is_ascii() {
-            let bits = self.filter.get(key.len().min(63)).copied().unwrap_or(0);
-            if bits & filter_bit(key) == 0 {
-                return None;
-            }
+        if self.ascii && key.is_ascii() && !self.may_name(key.as_bytes()) {
+            return None;
         }
         let hash = fold_hash(key);
         let mut i = hash as usize & self.mask;
@@ -239,8 +276,8 @@ impl NameLookup {
 }
 
 /// The bit of `name`'s first byte, upper-cased, in [`NameLookup::filter`].
-fn filter_bit(name: &str) -> u64 {
-    1 << (name.bytes().next().unwrap_or(0).to_ascii_uppercase() & 63)
+fn filter_bit(name: &[u8]) -> u64 {
+    1 << (name.first().copied().unwrap_or(0).to_ascii_uppercase() & 63)
 }
 
 fn mix(h: u64, c: u32) -> u64 {
@@ -275,8 +312,8 @@ fn eq_fold(a: &str, b: &str) -> bool {
 /// Decodes a JSON side.
 ///
 /// Each column has an output slot and the lookup maps field names to
-/// slots; projection pushdown would build the lookup from the wanted
-/// columns only, so other fields are skipped like unknown ones.
+/// slots; it holds only the columns read, so the fields of the others are
+/// skipped like unknown ones (and their slots stay NULL).
 pub(crate) struct JsonDecoder {
     names: Vec<String>,
     columns: Vec<Node>,
@@ -292,8 +329,10 @@ pub(crate) struct JsonDecoder {
 const MAX_HINTS: usize = 64;
 
 impl JsonDecoder {
+    /// `read`: the columns to decode, if not all.
     pub(crate) fn try_new(
         columns: &[(String, DataType)],
+        read: Option<&[bool]>,
         options: &FormatOptions,
     ) -> Result<Self, FormatError> {
         let names: Vec<String> = columns.iter().map(|(name, _)| name.clone()).collect();
@@ -301,8 +340,14 @@ impl JsonDecoder {
             .iter()
             .map(|(name, t)| Node::try_new(t, name))
             .collect::<Result<_, _>>()?;
+        let wanted: Vec<(usize, &str)> = names
+            .iter()
+            .map(String::as_str)
+            .enumerate()
+            .filter(|(i, _)| read.is_none_or(|r| r.get(*i).copied().unwrap_or(true)))
+            .collect();
         Ok(JsonDecoder {
-            lookup: NameLookup::new(&names),
+            lookup: NameLookup::of_slots(&wanted),
             hints: vec![NO_HINT; MAX_HINTS],
             names,
             columns: nodes,
@@ -315,6 +360,31 @@ impl JsonDecoder {
     }
 
     pub(crate) fn decode(&mut self, bytes: &[u8], out: &mut Vec<Value>) -> Result<(), FormatError> {
+        if !self.unwrapped {
+            let base = out.len();
+            out.resize(base + self.columns.len(), Value::Null);
+            let slots = &mut out[base..];
+            let (lookup, scratch) = (&self.lookup, &mut self.ctx.scratch);
+            if flat::decode(
+                bytes,
+                lookup,
+                &mut self.hints,
+                &self.columns,
+                slots,
+                scratch,
+            )
+            .is_some()
+            {
+                return Ok(());
+            }
+            out.truncate(base);
+        }
+        self.decode_serde(bytes, out)
+    }
+
+    /// [`JsonDecoder::decode`] without the fast path: every document, and
+    /// the errors.
+    fn decode_serde(&mut self, bytes: &[u8], out: &mut Vec<Value>) -> Result<(), FormatError> {
         self.ctx.error = None;
         let mut de = serde_json::Deserializer::from_slice(bytes);
         let parsed = match (self.unwrapped, self.columns.first()) {
@@ -567,17 +637,28 @@ fn number_from_raw<E: de::Error>(s: Scalar, raw: &str, ctx: &mut Ctx) -> Result<
         Some(b'f') => Found::Bool(false),
         Some(b'[') => Found::Array,
         Some(b'{') => Found::Object,
-        _ => {
-            let parsed = match s {
-                Scalar::Decimal { precision, scale } => parse_decimal(raw)
-                    .and_then(|d| fit_decimal(d, precision, scale))
-                    .map(Value::Decimal),
-                _ => raw.parse().map(Value::Double).map_err(|_| Reject::Invalid),
-            };
-            return parsed.map_err(|r| ctx.reject(r, s.data_type(), Found::Raw(raw)));
-        }
+        _ => return from_number(s, raw).map_err(|r| ctx.reject(r, s.data_type(), Found::Raw(raw))),
     };
     Err(ctx.reject(Reject::Invalid, s.data_type(), found))
+}
+
+/// A DOUBLE or DECIMAL from the digits of a JSON number.
+fn from_number(s: Scalar, raw: &str) -> Result<Value, Reject> {
+    match s {
+        Scalar::Decimal { precision, scale } => parse_decimal(raw)
+            .and_then(|d| fit_decimal(d, precision, scale))
+            .map(Value::Decimal),
+        _ => raw.parse().map(Value::Double).map_err(|_| Reject::Invalid),
+    }
+}
+
+/// A JSON boolean as a scalar: BOOLEAN, or STRING text.
+fn from_bool(s: Scalar, v: bool) -> Result<Value, Reject> {
+    match s {
+        Scalar::Boolean => Ok(Value::Boolean(v)),
+        Scalar::String => Ok(Value::str(if v { "true" } else { "false" })),
+        _ => Err(Reject::Invalid),
+    }
 }
 
 /// A scalar from the text of a JSON string.
@@ -669,12 +750,7 @@ impl<'de> Visitor<'de> for ValueVisitor<'_> {
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
-        let convert = |s| match s {
-            Scalar::Boolean => Ok(Value::Boolean(v)),
-            Scalar::String => Ok(Value::str(if v { "true" } else { "false" })),
-            _ => Err(Reject::Invalid),
-        };
-        self.scalar(convert, Found::Bool(v))
+        self.scalar(|s| from_bool(s, v), Found::Bool(v))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {

@@ -343,8 +343,22 @@ impl Decoder {
         columns: &[(String, DataType)],
         options: &FormatOptions,
     ) -> Result<Decoder, FormatError> {
+        Decoder::try_new_reading(kind, columns, None, options)
+    }
+
+    /// Like [`Decoder::try_new`], but decoding only the columns marked in
+    /// `read` where the format can skip fields (JSON objects): the others
+    /// decode as NULL, and are not checked.
+    pub fn try_new_reading(
+        kind: FormatKind,
+        columns: &[(String, DataType)],
+        read: Option<&[bool]>,
+        options: &FormatOptions,
+    ) -> Result<Decoder, FormatError> {
         let inner = match kind {
-            FormatKind::Json => DecoderImpl::Json(json::JsonDecoder::try_new(columns, options)?),
+            FormatKind::Json => {
+                DecoderImpl::Json(json::JsonDecoder::try_new(columns, read, options)?)
+            }
             FormatKind::Delimited => {
                 DecoderImpl::Delimited(delimited::DelimitedDecoder::try_new(columns, options)?)
             }
