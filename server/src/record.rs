@@ -2,6 +2,7 @@
 //! format, the rest through the value format, event time from the
 //! `timestamp` column or the record's own timestamp.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use rill_sql::catalog::{RelationDesc, PSEUDO_COLUMNS};
@@ -70,6 +71,9 @@ impl WindowedKey {
 
 /// A record's key and value bytes (`None`: no key / a tombstone).
 pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
+/// Where an encoded key and value are in a buffer.
+pub type KeyValueAt = (Option<Range<usize>>, Option<Range<usize>>);
 
 /// Encodes and decodes the records of one relation.
 pub struct RecordCodec {
@@ -258,6 +262,36 @@ impl RecordCodec {
     /// Encodes a row: (key bytes, value bytes); value `None` for a tombstone
     /// (`tombstone` true: a deleted table row).
     pub fn encode(&mut self, row: &[Value], tombstone: bool) -> Result<KeyValue> {
+        let mut bytes = Vec::new();
+        let (key, value) = self.encode_into(row, tombstone, &mut bytes)?;
+        let part = |r: Option<Range<usize>>| r.and_then(|r| bytes.get(r)).map(<[u8]>::to_vec);
+        Ok((part(key), part(value)))
+    }
+
+    /// Like [`RecordCodec::encode`], appending the key and the value to
+    /// `out`; returns where they are in it. A failure leaves `out` as it
+    /// was.
+    pub fn encode_into(
+        &mut self,
+        row: &[Value],
+        tombstone: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<KeyValueAt> {
+        let start = out.len();
+        let encoded = self.encode_parts(row, tombstone, out);
+        if encoded.is_err() {
+            out.truncate(start);
+        }
+        encoded
+    }
+
+    fn encode_parts(
+        &mut self,
+        row: &[Value],
+        tombstone: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<KeyValueAt> {
+        let key_start = out.len();
         let key = if self.key_idx.is_empty() && self.window_idx.is_none() {
             None
         } else {
@@ -267,27 +301,40 @@ impl RecordCodec {
                     .iter()
                     .map(|&i| row.get(i).cloned().unwrap_or_default()),
             );
-            let mut k = Vec::new();
             // A NULL key of a single-column format is no key at all.
-            let present = self.key_enc.encode_opt(&self.scratch, &mut k)?;
+            let present = self.key_enc.encode_opt(&self.scratch, out)?;
             if let Some((s, e, layout)) = self.window_idx {
                 let bound = |i: usize| row.get(i).and_then(Value::as_i64).unwrap_or_default();
-                layout.write(bound(s), bound(e), &mut k);
+                layout.write(bound(s), bound(e), out);
             }
-            (present || self.window_idx.is_some()).then_some(k)
+            if present || self.window_idx.is_some() {
+                Some(key_start..out.len())
+            } else {
+                out.truncate(key_start);
+                None
+            }
         };
         if tombstone {
             return Ok((key, None));
         }
-        self.scratch.clear();
-        self.scratch.extend(
-            self.value_idx
-                .iter()
-                .map(|&i| row.get(i).cloned().unwrap_or_default()),
-        );
-        let mut v = Vec::new();
-        let present = self.value_enc.encode_opt(&self.scratch, &mut v)?;
-        Ok((key, present.then_some(v)))
+        let value_start = out.len();
+        let present = match row.get(..self.width) {
+            // The row's first columns are the value: no copy of them.
+            Some(values) if self.value_first => self.value_enc.encode_opt(values, out)?,
+            _ => {
+                self.scratch.clear();
+                self.scratch.extend(
+                    self.value_idx
+                        .iter()
+                        .map(|&i| row.get(i).cloned().unwrap_or_default()),
+                );
+                self.value_enc.encode_opt(&self.scratch, out)?
+            }
+        };
+        if !present {
+            out.truncate(value_start);
+        }
+        Ok((key, present.then_some(value_start..out.len())))
     }
 
     /// The partition for a record with this key: Kafka's default

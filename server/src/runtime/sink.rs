@@ -2,6 +2,7 @@
 //! store plus its changelog topic.
 
 use std::collections::HashMap;
+use std::ops::Range;
 
 use rill_sql::catalog::RelationDesc;
 use rill_sql::codec;
@@ -17,13 +18,17 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::record::RecordCodec;
 
-/// A record waiting to be appended at the next commit.
+/// A record waiting to be appended at the next commit; its key and value
+/// are in [`Sink::bytes`].
 struct Pending {
     partition: u32,
     timestamp: i64,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
+    key: Option<Range<usize>>,
+    value: Option<Range<usize>>,
 }
+
+/// What [`Sink::bytes`] keeps of its allocation between commits.
+const KEEP_BYTES: usize = 16 << 20;
 
 /// A table row changed since the last commit.
 struct RowChange {
@@ -58,6 +63,9 @@ pub struct Sink {
     codec: RecordCodec,
     rows: HashMap<Vec<u8>, RowChange>,
     records: Vec<Pending>,
+    /// The encoded keys and values of `records`, one after another: one
+    /// buffer rather than two allocations per record.
+    bytes: Vec<u8>,
     /// Windowed tables with a retention (every new one has it).
     retention: Option<Retention>,
     /// The latest event time written; for a table with a retention, also
@@ -99,6 +107,7 @@ impl Sink {
             codec: engine.codec(rel)?,
             rows: HashMap::new(),
             records: Vec::new(),
+            bytes: Vec::new(),
             retention,
             max_time,
             bad_rows: 0,
@@ -153,9 +162,10 @@ impl Sink {
             return;
         };
         let partitions = *partitions;
-        match self.codec.encode(row, tombstone) {
+        match self.codec.encode_into(row, tombstone, &mut self.bytes) {
             Ok((key, value)) => {
-                let partition = self.codec.partition(key.as_deref(), partitions);
+                let key_bytes = key.clone().and_then(|k| self.bytes.get(k));
+                let partition = self.codec.partition(key_bytes, partitions);
                 self.records.push(Pending {
                     partition,
                     timestamp: time,
@@ -238,18 +248,20 @@ impl Sink {
         }
         let mut ends = Vec::new();
         let Some((topic, partitions)) = self.topic.clone() else {
-            self.records.clear();
+            self.clear_records();
             return Ok(ends);
         };
         for p in 0..partitions {
+            let bytes = &self.bytes;
+            let part = |r: &Option<Range<usize>>| r.clone().and_then(|r| bytes.get(r));
             let refs: Vec<RecordRef<'_>> = self
                 .records
                 .iter()
                 .filter(|r| r.partition == p)
                 .map(|r| RecordRef {
                     timestamp: r.timestamp,
-                    key: r.key.as_deref(),
-                    value: r.value.as_deref(),
+                    key: part(&r.key),
+                    value: part(&r.value),
                 })
                 .collect();
             if refs.is_empty() {
@@ -262,7 +274,15 @@ impl Sink {
             log.sync(&topic, p, end)?;
             ends.push((topic.clone(), p, end));
         }
-        self.records.clear();
+        self.clear_records();
         Ok(ends)
+    }
+
+    fn clear_records(&mut self) {
+        self.records.clear();
+        self.bytes.clear();
+        if self.bytes.capacity() > KEEP_BYTES {
+            self.bytes = Vec::new();
+        }
     }
 }
