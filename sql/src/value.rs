@@ -160,6 +160,8 @@ impl Ord for Value {
     fn cmp(&self, other: &Self) -> Ordering {
         use Value::*;
         match (self, other) {
+            // The commonest keys first: group and join keys compare often.
+            (BigInt(a), BigInt(b)) => a.cmp(b),
             (Null, Null) => Ordering::Equal,
             (Boolean(a), Boolean(b)) => a.cmp(b),
             (String(a), String(b)) => a.cmp(b),
@@ -197,8 +199,11 @@ impl Hash for Value {
             Value::Null => {}
             Value::Boolean(b) => b.hash(state),
             // Numbers that compare equal must hash equal: hash integral
-            // values as i64 and everything else by its f64 bits.
-            Value::Int(_) | Value::BigInt(_) | Value::Double(_) | Value::Decimal(_) => {
+            // values as i64 and everything else by its f64 bits. Integers
+            // below 9e15 are their own f64 and take the integral branch.
+            Value::Int(v) => i64::from(*v).hash(state),
+            Value::BigInt(v) if v.unsigned_abs() < 9_000_000_000_000_000 => v.hash(state),
+            Value::BigInt(_) | Value::Double(_) | Value::Decimal(_) => {
                 let f = self.as_f64().unwrap_or(f64::NAN);
                 if f.fract() == 0.0 && f.abs() < 9.0e15 {
                     (f as i64).hash(state)
@@ -340,6 +345,12 @@ mod tests {
         assert!(Value::Double(2.5) < Value::Int(3));
         assert_eq!(Value::Decimal(Decimal::new(300, 2)), Value::Int(3));
         assert!(Value::Decimal(Decimal::new(250, 2)) < Value::BigInt(3));
+        // Around the integers' own hashing cut-off, and past f64's precision.
+        for v in [-9_000_000_000_000_001i64, -8_999_999_999_999_999, 8_999_999_999_999_999] {
+            assert_eq!(h(&Value::BigInt(v)), h(&Value::Double(v as f64)), "{v}");
+            assert_eq!(h(&Value::BigInt(v)), h(&Value::Decimal(Decimal::from(v))), "{v}");
+        }
+        assert_eq!(h(&Value::Int(-7)), h(&Value::Decimal(Decimal::new(-700, 2))));
     }
 
     #[test]

@@ -1096,9 +1096,11 @@ fn write_json_prim(p: Prim<'_>, out: &mut Vec<u8>) {
 fn write_json_string(s: &str, out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut rest = s.as_bytes();
+    // The bytes that need escaping are the ones the decoder looks for.
+    while let Some((run, b, after)) = flat::special_byte(rest)
+        .and_then(|i| Some((rest.get(..i)?, *rest.get(i)?, rest.get(i + 1..)?)))
+    {
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -1115,13 +1117,13 @@ fn write_json_string(s: &str, out: &mut Vec<u8>) {
                 HEX[usize::from(b >> 4)],
                 HEX[usize::from(b & 0xf)],
             ],
-            _ => continue,
+            _ => &[b],
         };
-        out.extend_from_slice(&bytes[run..i]);
+        out.extend_from_slice(run);
         out.extend_from_slice(escape);
-        run = i + 1;
+        rest = after;
     }
-    out.extend_from_slice(&bytes[run..]);
+    out.extend_from_slice(rest);
     out.push(b'"');
 }
 
@@ -1169,6 +1171,22 @@ mod tests {
 
     fn encode(columns: &[(String, DataType)], values: &[Value]) -> Result<String, FormatError> {
         encode_with(columns, &FormatOptions::default(), values)
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        for text in [
+            "",
+            "plain text longer than one eight-byte word",
+            "quote \" and backslash \\ and /",
+            "\n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f} controls",
+            "é€😀 and \"",
+            "\"\"\"\"\"\"\"\"\"",
+        ] {
+            let mut out = Vec::new();
+            write_json_string(text, &mut out);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(text).unwrap());
+        }
     }
 
     fn dec(s: &str) -> Value {

@@ -214,12 +214,18 @@ impl Aggregate {
                     let mut windows = std::mem::take(&mut self.windows);
                     assign(&kind, c.time, &mut windows);
                     let mut accepted = false;
-                    for &(start, end) in &windows {
+                    let mut key_values = Some(key_values);
+                    for (i, &(start, end)) in windows.iter().enumerate() {
                         if self.stream_time >= self.close_at(end) {
                             continue; // this window has closed
                         }
                         accepted = true;
-                        self.apply((key_values.clone(), start), end, c.time, c.diff);
+                        // The last window takes the group values.
+                        let values = match i + 1 == windows.len() {
+                            true => key_values.take(),
+                            false => key_values.clone(),
+                        };
+                        self.apply((values.unwrap_or_default(), start), end, c.time, c.diff);
                     }
                     self.windows = windows;
                     if !accepted {

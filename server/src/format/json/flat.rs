@@ -256,7 +256,7 @@ impl<'a> Cursor<'a> {
 
 /// The position of the first `"`, `\` or control character in `bytes`,
 /// eight bytes at a time.
-fn special_byte(bytes: &[u8]) -> Option<usize> {
+pub(super) fn special_byte(bytes: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut chunks = bytes.chunks_exact(8);
