@@ -346,11 +346,22 @@ mod tests {
         assert_eq!(Value::Decimal(Decimal::new(300, 2)), Value::Int(3));
         assert!(Value::Decimal(Decimal::new(250, 2)) < Value::BigInt(3));
         // Around the integers' own hashing cut-off, and past f64's precision.
-        for v in [-9_000_000_000_000_001i64, -8_999_999_999_999_999, 8_999_999_999_999_999] {
+        for v in [
+            -9_000_000_000_000_001i64,
+            -8_999_999_999_999_999,
+            8_999_999_999_999_999,
+        ] {
             assert_eq!(h(&Value::BigInt(v)), h(&Value::Double(v as f64)), "{v}");
-            assert_eq!(h(&Value::BigInt(v)), h(&Value::Decimal(Decimal::from(v))), "{v}");
+            assert_eq!(
+                h(&Value::BigInt(v)),
+                h(&Value::Decimal(Decimal::from(v))),
+                "{v}"
+            );
         }
-        assert_eq!(h(&Value::Int(-7)), h(&Value::Decimal(Decimal::new(-700, 2))));
+        assert_eq!(
+            h(&Value::Int(-7)),
+            h(&Value::Decimal(Decimal::new(-700, 2)))
+        );
     }
 
     #[test]

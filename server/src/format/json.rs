@@ -1185,7 +1185,10 @@ mod tests {
         ] {
             let mut out = Vec::new();
             write_json_string(text, &mut out);
-            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(text).unwrap());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(text).unwrap()
+            );
         }
     }
 

@@ -6,8 +6,10 @@
 //! writes or deletes, and rebuilds it with one scan of the table when the
 //! query starts. Expiring then visits only the rows it removes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use foldhash::HashMap;
 
 /// Row keys (the table's key bytes, without the store prefix) by window end.
 ///

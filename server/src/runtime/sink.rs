@@ -1,8 +1,11 @@
 //! Where a query's output goes: a stream's topic, or a table's rows in the
 //! store plus its changelog topic.
 
-use std::collections::HashMap;
 use std::ops::Range;
+
+// foldhash, seeded per process: a row per group and window changes at
+// every commit, and SipHash was a tenth of a windowed query's time.
+use foldhash::{HashMap, HashMapExt};
 
 use rill_sql::catalog::RelationDesc;
 use rill_sql::codec;
