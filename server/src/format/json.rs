@@ -159,6 +159,9 @@ struct Entry {
 /// No hint: the field at this position matched no column last time.
 const NO_HINT: u32 = u32::MAX;
 
+/// The slot of a column that is not decoded: no slot is this one.
+const NO_SLOT: usize = usize::MAX;
+
 impl NameLookup {
     /// Slot `i` is `names[i]`.
     fn new(names: &[String]) -> NameLookup {
@@ -166,7 +169,8 @@ impl NameLookup {
         NameLookup::of_slots(&slots)
     }
 
-    /// Each name with its slot; other slots are named by no field.
+    /// Each name with its slot; [`NO_SLOT`] for a name whose field is
+    /// skipped (it still takes the field from a name equal but for case).
     fn of_slots(names: &[(usize, &str)]) -> NameLookup {
         let size = (names.len() * 2).max(4).next_power_of_two();
         let mut lookup = NameLookup {
@@ -176,7 +180,7 @@ impl NameLookup {
             filter: vec![0; 64],
             ascii: names.iter().all(|(_, name)| name.is_ascii()),
         };
-        for &(slot, name) in names {
+        for (at, &(slot, name)) in names.iter().enumerate() {
             let hash = fold_hash(name);
             let mut i = hash as usize & lookup.mask;
             while lookup.table[i] != 0 {
@@ -188,7 +192,8 @@ impl NameLookup {
                 slot,
                 twin: names
                     .iter()
-                    .any(|&(other, n)| other != slot && eq_fold(n, name)),
+                    .enumerate()
+                    .any(|(other, &(_, n))| other != at && eq_fold(n, name)),
             });
             lookup.table[i] = u32::try_from(lookup.entries.len()).unwrap_or(u32::MAX);
             if let Some(bits) = lookup.filter.get_mut(name.len().min(63)) {
@@ -312,7 +317,7 @@ fn eq_fold(a: &str, b: &str) -> bool {
 /// Decodes a JSON side.
 ///
 /// Each column has an output slot and the lookup maps field names to
-/// slots; it holds only the columns read, so the fields of the others are
+/// slots; the columns not read map to [`NO_SLOT`], so their fields are
 /// skipped like unknown ones (and their slots stay NULL).
 pub(crate) struct JsonDecoder {
     names: Vec<String>,
@@ -340,14 +345,14 @@ impl JsonDecoder {
             .iter()
             .map(|(name, t)| Node::try_new(t, name))
             .collect::<Result<_, _>>()?;
-        let wanted: Vec<(usize, &str)> = names
+        let wanted = |i: usize| read.is_none_or(|r| r.get(i).copied().unwrap_or(true));
+        let slots: Vec<(usize, &str)> = names
             .iter()
-            .map(String::as_str)
             .enumerate()
-            .filter(|(i, _)| read.is_none_or(|r| r.get(*i).copied().unwrap_or(true)))
+            .map(|(i, name)| (if wanted(i) { i } else { NO_SLOT }, name.as_str()))
             .collect();
         Ok(JsonDecoder {
-            lookup: NameLookup::of_slots(&wanted),
+            lookup: NameLookup::of_slots(&slots),
             hints: vec![NO_HINT; MAX_HINTS],
             names,
             columns: nodes,
@@ -1171,6 +1176,28 @@ mod tests {
 
     fn encode(columns: &[(String, DataType)], values: &[Value]) -> Result<String, FormatError> {
         encode_with(columns, &FormatOptions::default(), values)
+    }
+
+    #[test]
+    fn a_column_not_read_keeps_its_field_from_a_column_named_alike() {
+        let columns = cols(&[("ab", DataType::BigInt), ("AB", DataType::BigInt)]);
+        let read = [false, true];
+        let mut d = Decoder::try_new_reading(
+            FormatKind::Json,
+            &columns,
+            Some(&read),
+            &FormatOptions::default(),
+        )
+        .unwrap();
+        for (json, ab) in [
+            (r#"{"ab": 7}"#, Value::Null),
+            (r#"{"ab": 7, "AB": 5}"#, Value::BigInt(5)),
+            (r#"{"ab": {"nested": 1}, "AB": 5}"#, Value::BigInt(5)),
+        ] {
+            let mut out = Vec::new();
+            d.decode(json.as_bytes(), &mut out).unwrap();
+            assert_eq!(out, [Value::Null, ab], "{json}");
+        }
     }
 
     #[test]
