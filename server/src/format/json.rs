@@ -3,8 +3,9 @@
 //! `WRAP_SINGLE_VALUE=false`), the bare value.
 //!
 //! Decoding streams through the document: an object of scalar fields by
-//! hand (`flat`), anything else with serde_json. No JSON tree is built, fields that are not columns are skipped without being converted,
-//! and field names are matched to columns through a lookup built once.
+//! hand (`flat`), anything else with serde_json. No JSON tree is built,
+//! fields that are not columns are skipped without being converted, and
+//! field names are matched to columns through a lookup built once.
 //! Values are coerced as ksqlDB coerces them (numeric strings for numbers,
 //! numbers and booleans as text for STRING, epoch numbers or ISO-8601 text
 //! for temporal types, base64 for BYTES). DOUBLE and DECIMAL are parsed
@@ -1103,9 +1104,11 @@ fn write_json_string(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let mut rest = s.as_bytes();
     // The bytes that need escaping are the ones the decoder looks for.
-    while let Some((run, b, after)) = flat::special_byte(rest)
-        .and_then(|i| Some((rest.get(..i)?, *rest.get(i)?, rest.get(i + 1..)?)))
-    {
+    while let Some(i) = flat::special_byte(rest) {
+        let (run, tail) = rest.split_at(i);
+        let Some((&b, after)) = tail.split_first() else {
+            break;
+        };
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",

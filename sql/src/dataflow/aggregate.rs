@@ -221,9 +221,10 @@ impl Aggregate {
                         }
                         accepted = true;
                         // The last window takes the group values.
-                        let values = match i + 1 == windows.len() {
-                            true => key_values.take(),
-                            false => key_values.clone(),
+                        let values = if i + 1 == windows.len() {
+                            key_values.take()
+                        } else {
+                            key_values.clone()
                         };
                         self.apply((values.unwrap_or_default(), start), end, c.time, c.diff);
                     }
