@@ -107,15 +107,18 @@ pub fn state_prefix(query: &str) -> Vec<u8> {
     with_name(STATE, query, 0)
 }
 
-/// Key of one row of a materialized table; `key` is the row's encoded
-/// primary key so that a pull query by key is one `get`.
+/// Key of one row of a materialized table stored on its own, as rill
+/// stored them before they became a log of commits (`StateLog::open_table`
+/// reads such rows as the base under the log); `key` is the row's encoded
+/// primary key.
 pub fn table_row(table: &str, key: &[u8]) -> Vec<u8> {
     let mut out = with_name(TABLE, table, key.len());
     out.extend_from_slice(key);
     out
 }
 
-/// Prefix of all rows of `table`, for full scans and `DROP TABLE`.
+/// Prefix of all rows of `table` (the log of its commits), for reading
+/// them and for `DROP TABLE`.
 pub fn table_prefix(table: &str) -> Vec<u8> {
     with_name(TABLE, table, 0)
 }

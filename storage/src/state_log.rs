@@ -1,9 +1,10 @@
-//! A query's operator state in the store as a log of commits, not as one
-//! store key per state entry.
+//! A query's operator state, or a materialized table's rows, in the store
+//! as a log of commits, not as one store key per entry.
 //!
 //! sled pays several microseconds per key written, and a windowed query
 //! changes thousands of groups per commit: written one key each, the state
-//! alone took half of a windowed query's time. Here a commit's state writes
+//! alone took half of a windowed query's time, and the table's rows as much
+//! again. Here a commit's state writes
 //! are serialized back to back and stored as a few chunks of
 //! [`CHUNK_BYTES`] under one sequence number, in the same atomic batch as
 //! the query's outputs and offsets. When the log has grown well past the
@@ -11,10 +12,12 @@
 //! new first sequence, with the older chunks deleted in the same batch, so
 //! the log stays proportional to the live state.
 //!
-//! Keys (under [`keys::state_prefix`]): `0xff seq:u64be chunk:u32be`. A
-//! state entry's own key never starts with `0xff` (pipelines prefix it with
-//! an operator index), so entries stored one key each by an older rill are
-//! read as a base under the log and dropped by the first snapshot.
+//! Keys (under [`keys::state_prefix`] or [`keys::table_prefix`]):
+//! `0xff seq:u64be chunk:u32be`. An entry's own key never starts with
+//! `0xff` (pipelines prefix state keys with an operator index; a table's
+//! keys start with a type tag below it), so entries stored one key each by
+//! an older rill are read as a base under the log and dropped by the first
+//! snapshot.
 //!
 //! Chunk bytes: writes back to back, each `key_len:u32le key tag:u8
 //! [value_len:u32le value]` (tag 1 puts, 0 deletes); a write may span
@@ -51,10 +54,13 @@ const LOG_TAG: u8 = 0xff;
 const PUT: u8 = 1;
 const DELETE: u8 = 0;
 
-/// The log of one query's state (see the module docs).
+/// The log of one query's state or one table's rows (see the module docs).
 #[derive(Debug)]
 pub struct StateLog {
-    query: String,
+    /// The store prefix it lives under.
+    prefix: Vec<u8>,
+    /// What it holds, for errors: "state of query q1".
+    what: String,
     /// Sequence number of the next commit.
     next_seq: u64,
     /// Bytes stored: the last snapshot and the commits since.
@@ -69,10 +75,28 @@ impl StateLog {
     /// Reads the state of `query` as of its last commit: the log, and every
     /// live entry in key order.
     pub fn open(store: &Store, query: &str) -> Result<(StateLog, Entries)> {
-        let prefix = keys::state_prefix(query);
+        Self::open_under(
+            store,
+            keys::state_prefix(query),
+            format!("state of query {query}"),
+        )
+    }
+
+    /// Reads the rows of `table` as of its last commit, as [`StateLog::open`]
+    /// does a query's state.
+    pub fn open_table(store: &Store, table: &str) -> Result<(StateLog, Entries)> {
+        Self::open_under(
+            store,
+            keys::table_prefix(table),
+            format!("rows of table {table}"),
+        )
+    }
+
+    fn open_under(store: &Store, prefix: Vec<u8>, what: String) -> Result<(StateLog, Entries)> {
         let mut entries = BTreeMap::new();
         let mut log = StateLog {
-            query: query.to_string(),
+            prefix: prefix.clone(),
+            what,
             next_seq: 0,
             logged: 0,
             snapshot: 0,
@@ -116,7 +140,7 @@ impl StateLog {
     }
 
     fn corrupt(&self, detail: String) -> StorageError {
-        StorageError::corrupt(format!("state log of query {}", self.query), detail)
+        StorageError::corrupt(format!("the log of the {}", self.what), detail)
     }
 
     fn position(&self, pos: &[u8]) -> Result<(u64, u32)> {
@@ -174,13 +198,13 @@ impl StateLog {
 
     /// Adds to `batch` a snapshot of every live entry, replacing all that
     /// the log held (including any write of this batch under it).
-    pub fn write_snapshot(
+    pub fn write_snapshot<'a>(
         &mut self,
         store: &Store,
-        entries: &[(Vec<u8>, Vec<u8>)],
+        entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
         batch: &mut WriteBatch,
     ) -> Result<()> {
-        store.delete_prefix_into(&keys::state_prefix(&self.query), batch)?;
+        store.delete_prefix_into(&self.prefix, batch)?;
         self.buf.clear();
         for (key, value) in entries {
             push_write(&mut self.buf, key, Some(value));
@@ -196,7 +220,8 @@ impl StateLog {
         let seq = self.next_seq;
         self.next_seq += 1;
         for (i, chunk) in self.buf.chunks(CHUNK_BYTES).enumerate() {
-            let mut key = keys::state(&self.query, &[LOG_TAG]);
+            let mut key = self.prefix.clone();
+            key.push(LOG_TAG);
             key.extend_from_slice(&seq.to_be_bytes());
             key.extend_from_slice(&u32::try_from(i).unwrap_or(u32::MAX).to_be_bytes());
             batch.put(key, chunk.to_vec());
@@ -243,6 +268,10 @@ mod tests {
         store.commit(batch, false).unwrap();
     }
 
+    fn pairs(entries: &[(Vec<u8>, Vec<u8>)]) -> impl Iterator<Item = (&[u8], &[u8])> {
+        entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice()))
+    }
+
     #[test]
     fn entries_from_an_older_rill_are_a_base_the_first_snapshot_drops() {
         let dir = tempfile::tempdir().unwrap();
@@ -262,7 +291,8 @@ mod tests {
         assert_eq!(live, vec![(b"\x00b".to_vec(), b"2".to_vec())]);
 
         let mut batch = WriteBatch::new();
-        log.write_snapshot(&store, &live, &mut batch).unwrap();
+        log.write_snapshot(&store, pairs(&live), &mut batch)
+            .unwrap();
         commit(&store, batch);
         let stored: Vec<_> = store
             .scan_prefix(&keys::state_prefix("q"))
@@ -271,6 +301,34 @@ mod tests {
         assert_eq!(stored.len(), 1, "one snapshot chunk, no older keys");
         let (_, entries) = StateLog::open(&store, "q").unwrap();
         assert_eq!(entries.into_iter().collect::<Vec<_>>(), live);
+    }
+
+    #[test]
+    fn a_tables_rows_stored_one_key_each_read_as_the_base_of_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut batch = WriteBatch::new();
+        batch.put(keys::table_row("t", b"\x11a"), b"1".to_vec());
+        batch.put(keys::table_row("t", b"\x11b"), b"2".to_vec());
+        batch.put(keys::table_row("tt", b"\x11c"), b"3".to_vec());
+        commit(&store, batch);
+
+        let (mut log, entries) = StateLog::open_table(&store, "t").unwrap();
+        assert_eq!(entries.len(), 2, "only the rows of t");
+        let mut batch = WriteBatch::new();
+        log.append(&[(b"\x11a".to_vec(), Some(b"9".to_vec()))], &mut batch);
+        commit(&store, batch);
+        let (_, entries) = StateLog::open_table(&store, "t").unwrap();
+        let live: Vec<_> = entries.into_iter().collect();
+        assert_eq!(
+            live,
+            vec![
+                (b"\x11a".to_vec(), b"9".to_vec()),
+                (b"\x11b".to_vec(), b"2".to_vec())
+            ]
+        );
+        let (_, other) = StateLog::open_table(&store, "tt").unwrap();
+        assert_eq!(other.len(), 1);
     }
 
     #[test]
@@ -332,7 +390,7 @@ mod tests {
                     Step::Snapshot => {
                         let live: Vec<_> = model.clone().into_iter().collect();
                         let mut batch = WriteBatch::new();
-                        log.write_snapshot(&store, &live, &mut batch).unwrap();
+                        log.write_snapshot(&store, pairs(&live), &mut batch).unwrap();
                         commit(&store, batch);
                     }
                     Step::Reopen => {

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use rill_sql::catalog::{ColumnDesc, FormatSpec, RelationDesc};
 use rill_sql::parser::RelationKind;
 use rill_sql::DataType;
-use rill_storage::{keys, Retention, Store, WriteBatch};
+use rill_storage::state_log::Entries;
+use rill_storage::{keys, Retention, StateLog, Store, WriteBatch};
 use tracing::{info, warn};
 
 use crate::backend::embedded::EmbeddedLog;
@@ -80,6 +81,28 @@ pub struct Engine {
     writers: Mutex<HashMap<String, Arc<RwLock<()>>>>,
     /// Set while the catalog is rebuilt from the command topic.
     replaying: AtomicBool,
+    /// Materialized tables' rows by table, loaded on first use (see
+    /// [`TableRows`]).
+    tables: Mutex<HashMap<String, Arc<TableRows>>>,
+}
+
+/// A materialized table's rows, encoded key -> encoded row plus ROWTIME,
+/// as of the last commit of the query writing it. Pull queries read them
+/// here; the store holds them as a log of commits
+/// ([`StateLog::open_table`]), which the writing query's sink appends to
+/// and publishes here once the commit has landed.
+pub type TableRows = RwLock<Entries>;
+
+/// Reads a std RwLock, recovering the data if a panicking thread poisoned
+/// it.
+pub fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes a std RwLock, recovering the data if a panicking thread poisoned
+/// it.
+pub fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it
@@ -176,6 +199,7 @@ impl Engine {
             ddl: Mutex::new(()),
             writers: Mutex::new(HashMap::new()),
             replaying: AtomicBool::new(false),
+            tables: Mutex::new(HashMap::new()),
         });
         for q in queries {
             if let Err(e) = engine.runtime.start(&engine, q.clone()) {
@@ -235,6 +259,41 @@ impl Engine {
             .entry(topic.to_string())
             .or_default()
             .clone()
+    }
+
+    /// The rows of `table`, read from the store the first time they are
+    /// asked for.
+    pub fn table_rows(&self, table: &str) -> Result<Arc<TableRows>> {
+        let mut tables = lock(&self.tables);
+        if let Some(rows) = tables.get(table) {
+            return Ok(rows.clone());
+        }
+        let (_, entries) = StateLog::open_table(&self.store, table)?;
+        let rows = Arc::new(RwLock::new(entries));
+        tables.insert(table.to_string(), rows.clone());
+        Ok(rows)
+    }
+
+    /// Makes `entries` the rows of `table`: its writing query just read them
+    /// from the store, as it starts.
+    pub fn install_table_rows(&self, table: &str, entries: Entries) -> Arc<TableRows> {
+        let mut tables = lock(&self.tables);
+        match tables.get(table) {
+            Some(rows) => {
+                *write(rows) = entries;
+                rows.clone()
+            }
+            None => {
+                let rows = Arc::new(RwLock::new(entries));
+                tables.insert(table.to_string(), rows.clone());
+                rows
+            }
+        }
+    }
+
+    /// Drops the rows of a dropped table from memory.
+    pub fn forget_table_rows(&self, table: &str) {
+        lock(&self.tables).remove(table);
     }
 
     /// Whether statements are being replayed from the command topic.

@@ -242,6 +242,7 @@ fn drop_relation(
         engine
             .store
             .delete_prefix_into(&keys::table_prefix(name), batch)?;
+        engine.forget_table_rows(name);
         if delete_topic
             && !catalog
                 .relations

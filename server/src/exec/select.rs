@@ -13,10 +13,10 @@ use rill_sql::expr::cast::cast;
 use rill_sql::expr::{BinaryOp, Expr};
 use rill_sql::parser::{RelationKind, Select};
 use rill_sql::{DataType, Row, Value};
-use rill_storage::{keys, Record};
+use rill_storage::Record;
 
 use super::{blocking, Output};
-use crate::engine::Engine;
+use crate::engine::{read, Engine};
 use crate::error::{Error, Result};
 use crate::runtime::{push, wait_fresh};
 use crate::session::Session;
@@ -199,45 +199,45 @@ fn scan_table(
     bound: &BoundQuery,
     range: &KeyRange,
 ) -> Result<Vec<Row>> {
-    let mut prefix = Vec::new();
-    codec::encode_key(&range.prefix, &mut prefix);
-    // Every stored key continues the prefix with a type tag below 0xff.
-    let prefix_end = || {
-        let mut e = keys::table_row(&rel.name, &prefix);
-        e.push(0xff);
-        e
-    };
-    let (start, end) = match range.next {
-        None => (keys::table_row(&rel.name, &prefix), prefix_end()),
-        Some((lo, hi)) => {
-            let next_type = &rel.columns[rel.key_indices()[range.prefix.len()]].data_type;
-            let bound_key = |v: i64| -> Vec<u8> {
-                let mut k = prefix.clone();
-                let v = if *next_type == DataType::Int {
-                    Value::Int(v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
-                } else {
-                    Value::BigInt(v)
-                };
-                codec::encode_key(&[v], &mut k);
-                keys::table_row(&rel.name, &k)
+    let mut start = Vec::new();
+    codec::encode_key(&range.prefix, &mut start);
+    // Every key continues the prefix with a type tag below 0xff.
+    let mut end = start.clone();
+    end.push(0xff);
+    if let Some((lo, hi)) = range.next {
+        let next_type = &rel.columns[rel.key_indices()[range.prefix.len()]].data_type;
+        let bound_key = |v: i64| -> Vec<u8> {
+            let mut k = start.clone();
+            let v = if *next_type == DataType::Int {
+                Value::Int(v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32)
+            } else {
+                Value::BigInt(v)
             };
-            // Exclusive end: the first key past every key starting with `hi`.
-            let end = match hi.checked_add(1) {
-                Some(h) => bound_key(h),
-                None => prefix_end(),
-            };
-            (bound_key(lo), end)
+            codec::encode_key(&[v], &mut k);
+            k
+        };
+        // Exclusive end: the first key past every key starting with `hi`.
+        if let Some(h) = hi.checked_add(1) {
+            end = bound_key(h);
         }
-    };
-    // One key is a get: sled walks a range several times slower.
-    let values: Box<dyn Iterator<Item = rill_storage::Result<Vec<u8>>>> = if range.is_one_key(rel) {
-        Box::new(engine.store.get(&start).transpose().into_iter())
-    } else {
-        Box::new(engine.store.range(&start, &end).map(|e| e.map(|(_, v)| v)))
+        start = bound_key(lo);
+    }
+    // Copied out, so the query writing the table waits for the copy only,
+    // not for the decoding.
+    let values: Vec<Vec<u8>> = {
+        let rows = engine.table_rows(&rel.name)?;
+        let rows = read(&rows);
+        if range.is_one_key(rel) {
+            rows.get(&start).cloned().into_iter().collect()
+        } else if start < end {
+            rows.range(start..end).map(|(_, v)| v.clone()).collect()
+        } else {
+            Vec::new()
+        }
     };
     let mut changes = Vec::new();
     for v in values {
-        let mut row = codec::decode_row(&v?)?;
+        let mut row = codec::decode_row(&v)?;
         // Stored rows are the columns plus ROWTIME.
         let time = row.last().and_then(Value::as_i64).unwrap_or_default();
         row.push(Value::Null); // ROWPARTITION

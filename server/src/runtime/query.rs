@@ -323,8 +323,11 @@ impl QueryTask {
         if !writes.is_empty() && self.state_log.wants_snapshot() {
             let mut entries = Vec::new();
             self.pipeline.snapshot(&mut entries);
-            self.state_log
-                .write_snapshot(&self.engine.store, &entries, &mut batch)?;
+            self.state_log.write_snapshot(
+                &self.engine.store,
+                entries.iter().map(|(k, v)| (k.as_slice(), v.as_slice())),
+                &mut batch,
+            )?;
         } else {
             self.state_log.append(&writes, &mut batch);
         }
@@ -366,6 +369,7 @@ impl QueryTask {
             log.commit_transaction(writer)?;
         }
         self.engine.commit(batch, &ends, false)?;
+        self.sink.publish();
         // Lag tools see the query as consumer group `rill-<query id>`.
         let group = format!("rill-{}", self.desc.id);
         for reader in &self.inputs.readers {

@@ -1,7 +1,9 @@
-//! Where a query's output goes: a stream's topic, or a table's rows in the
-//! store plus its changelog topic.
+//! Where a query's output goes: a stream's topic, or a table's rows (in
+//! memory for pull queries, in the store as a log of commits) plus its
+//! changelog topic.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 // foldhash, seeded per process: a row per group and window changes at
 // every commit, and SipHash was a tenth of a windowed query's time.
@@ -12,12 +14,13 @@ use rill_sql::codec;
 use rill_sql::dataflow::Change;
 use rill_sql::parser::RelationKind;
 use rill_sql::Value;
-use rill_storage::{keys, RecordRef, WriteBatch};
+use rill_storage::state_log::StateWrite;
+use rill_storage::{RecordRef, StateLog, Store, WriteBatch};
 use tracing::debug;
 
 use super::expiry::ExpiryIndex;
 use crate::backend::LogBackend;
-use crate::engine::Engine;
+use crate::engine::{self, Engine, TableRows};
 use crate::error::Result;
 use crate::record::RecordCodec;
 
@@ -51,14 +54,28 @@ struct Retention {
     index: ExpiryIndex,
 }
 
+/// A table sink's rows.
+struct Table {
+    name: String,
+    store: Store,
+    /// The rows in the store: one sequence of writes per commit.
+    log: StateLog,
+    /// The rows as of the last commit, which pull queries read.
+    rows: Arc<TableRows>,
+    /// The writes of the commit in flight, published to `rows` once it
+    /// has landed.
+    writes: Vec<StateWrite>,
+}
+
 /// The output side of a persistent query.
 ///
 /// # Invariants
-/// Nothing reaches the store or the log until [`Sink::flush`], which the
-/// query calls as part of its commit.
+/// - Nothing reaches the store or the log until [`Sink::flush`], which the
+///   query calls as part of its commit.
+/// - A table's rows in memory change only in [`Sink::publish`], after the
+///   commit holding their writes landed.
 pub struct Sink {
-    /// Set for a table sink: its name in the store.
-    table: Option<String>,
+    table: Option<Table>,
     key_idx: Vec<usize>,
     /// The topic written, with its partition count (None for a source
     /// table, whose topic already holds the records).
@@ -79,30 +96,38 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// For a table with a retention, reads the table once to index its rows
-    /// by window end.
+    /// For a table, reads its rows from the store (and makes them the rows
+    /// pull queries read); with a retention, indexes them by window end.
     pub fn try_new(engine: &Engine, rel: &RelationDesc, write_topic: bool) -> Result<Sink> {
-        let table = (rel.kind == RelationKind::Table).then(|| rel.name.clone());
         let mut max_time = i64::MIN;
-        let retention = match (&table, rel.retention_ms, rel.column_index("WINDOWEND")) {
-            (Some(name), Some(ms), Some(end_col)) if rel.window.is_some() => {
+        let mut retention = None;
+        let mut table = None;
+        if rel.kind == RelationKind::Table {
+            let (log, entries) = StateLog::open_table(&engine.store, &rel.name)?;
+            if let (Some(ms), Some(end_col), Some(_)) =
+                (rel.retention_ms, rel.column_index("WINDOWEND"), &rel.window)
+            {
                 let mut index = ExpiryIndex::new();
-                let prefix = keys::table_prefix(name);
-                for entry in engine.store.scan_prefix(&prefix) {
-                    let (k, v) = entry?;
+                for (k, v) in &entries {
                     // Stored rows are the visible row plus its event time.
-                    let row = codec::decode_row(&v)?;
+                    let row = codec::decode_row(v)?;
                     if let Some(end) = row.get(end_col).and_then(Value::as_i64) {
-                        index.upsert(&k[prefix.len()..], end);
+                        index.upsert(k, end);
                     }
                     if let Some(t) = row.last().and_then(Value::as_i64) {
                         max_time = max_time.max(t);
                     }
                 }
-                Some(Retention { end_col, ms, index })
+                retention = Some(Retention { end_col, ms, index });
             }
-            _ => None,
-        };
+            table = Some(Table {
+                name: rel.name.clone(),
+                store: engine.store.clone(),
+                log,
+                rows: engine.install_table_rows(&rel.name, entries),
+                writes: Vec::new(),
+            });
+        }
         Ok(Sink {
             table,
             key_idx: rel.key_indices(),
@@ -183,14 +208,14 @@ impl Sink {
         }
     }
 
-    /// Deletes (in `batch`) the windowed rows whose window ended more than
-    /// the retention before the latest event time written. Only the expired
-    /// rows are visited, so this runs at every commit.
+    /// Deletes the windowed rows whose window ended more than the retention
+    /// before the latest event time written. Only the expired rows are
+    /// visited, so this runs at every commit.
     ///
     /// A row cannot expire while its window can still change: the binder
     /// keeps RETENTION at least span plus grace, and the latest event time
     /// written is at most the aggregate's stream time.
-    fn expire(&mut self, table: &str, batch: &mut WriteBatch) {
+    fn expire(&mut self, writes: &mut Vec<StateWrite>) {
         let Some(r) = &mut self.retention else {
             return;
         };
@@ -202,30 +227,30 @@ impl Sink {
         if expired.is_empty() {
             return;
         }
-        for key in &expired {
-            batch.delete(keys::table_row(table, key));
-        }
         debug!(
-            table,
+            table = self.table.as_ref().map(|t| t.name.as_str()),
             expired = expired.len(),
             live = r.index.len(),
             horizon,
             "windows expired"
         );
+        writes.extend(expired.iter().map(|key| (key.to_vec(), None)));
     }
 
     /// Writes everything buffered: appends (and syncs) topic records, inside
-    /// `transaction` when given, and adds table rows, and the deletes of
-    /// expired ones, to `batch`; returns the new log ends to commit.
+    /// `transaction` when given, and adds the table's row writes, and the
+    /// deletes of expired rows, to `batch`; returns the new log ends to
+    /// commit. Once `batch` has landed, [`Sink::publish`] shows the rows to
+    /// pull queries.
     pub fn flush(
         &mut self,
         log: &dyn LogBackend,
         batch: &mut WriteBatch,
         transaction: Option<&str>,
     ) -> Result<Vec<(String, u32, u64)>> {
-        if let Some(table) = self.table.clone() {
-            let rows = std::mem::take(&mut self.rows);
-            for (key, change) in rows {
+        if self.table.is_some() {
+            let mut writes = Vec::with_capacity(self.rows.len());
+            for (key, change) in std::mem::take(&mut self.rows) {
                 if let Some(r) = &mut self.retention {
                     let end = change.row.get(r.end_col).and_then(Value::as_i64);
                     match end {
@@ -233,21 +258,23 @@ impl Sink {
                         _ => r.index.remove(&key),
                     }
                 }
-                let store_key = keys::table_row(&table, &key);
-                if change.live {
+                let value = change.live.then(|| {
                     let mut v = Vec::new();
                     let mut full = change.row.clone();
                     full.push(Value::BigInt(change.time));
                     codec::encode_row(&full, &mut v);
-                    batch.put(store_key, v);
-                } else {
-                    batch.delete(store_key);
-                }
+                    v
+                });
+                writes.push((key, value));
                 self.push_record(&change.row, change.time, !change.live);
             }
-            // After the writes: a delete replaces a put of the same key in
-            // the batch, so a row written already expired is not kept.
-            self.expire(&table, batch);
+            // After the writes: a delete applied after a put of the same key
+            // removes it, so a row written already expired is not kept.
+            self.expire(&mut writes);
+            if let Some(table) = &mut self.table {
+                table.writes = writes;
+                table.log_writes(batch)?;
+            }
         }
         let mut ends = Vec::new();
         let Some((topic, partitions)) = self.topic.clone() else {
@@ -281,11 +308,52 @@ impl Sink {
         Ok(ends)
     }
 
+    /// Shows the rows of the commit that just landed to pull queries.
+    pub fn publish(&mut self) {
+        let Some(table) = &mut self.table else {
+            return;
+        };
+        if table.writes.is_empty() {
+            return;
+        }
+        let mut rows = engine::write(&table.rows);
+        for (key, value) in table.writes.drain(..) {
+            match value {
+                Some(v) => rows.insert(key, v),
+                None => rows.remove(&key),
+            };
+        }
+    }
+
     fn clear_records(&mut self) {
         self.records.clear();
         self.bytes.clear();
         if self.bytes.capacity() > KEEP_BYTES {
             self.bytes = Vec::new();
         }
+    }
+}
+
+impl Table {
+    /// Adds this commit's row writes to `batch`: appended to the log, or,
+    /// when the log has outgrown the rows, as a snapshot of every row.
+    fn log_writes(&mut self, batch: &mut WriteBatch) -> Result<()> {
+        if self.writes.is_empty() {
+            return Ok(());
+        }
+        if !self.log.wants_snapshot() {
+            self.log.append(&self.writes, batch);
+            return Ok(());
+        }
+        let mut rows = engine::read(&self.rows).clone();
+        for (key, value) in &self.writes {
+            match value {
+                Some(v) => rows.insert(key.clone(), v.clone()),
+                None => rows.remove(key),
+            };
+        }
+        let rows = rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
+        self.log.write_snapshot(&self.store, rows, batch)?;
+        Ok(())
     }
 }
