@@ -11,11 +11,12 @@
 //! entries changed since the last commit, so the store sees one write per
 //! group per commit, not per event. Closed windows are dropped.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 
 // foldhash, seeded per process: several lookups per record and window, where
 // SipHash was a tenth of the time.
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use foldhash::{HashMap, HashMapExt};
 
 use super::window::{assign, DEFAULT_GRACE_MS};
 use super::{Change, Metrics, StateWrite};
@@ -29,6 +30,15 @@ use crate::value::{Row, Value};
 /// Group values plus window start (0 when unwindowed).
 type GroupKey = (Vec<Value>, i64);
 
+/// What a batch remembers of a group it changed (EMIT CHANGES).
+#[derive(Debug, Clone)]
+struct Touch {
+    /// The group's output before the batch, if it had one.
+    old: Option<Row>,
+    /// The latest event time that changed it.
+    time: i64,
+}
+
 #[derive(Debug, Clone)]
 struct Group {
     /// Window end (exclusive for tumbling/hopping; the last event time for
@@ -39,6 +49,24 @@ struct Group {
     /// Latest event time that contributed: the output's ROWTIME.
     max_time: i64,
     accs: Vec<Accumulator>,
+    /// Set while the current batch has changed it; its key is in
+    /// `Aggregate::touched`.
+    touch: Option<Touch>,
+    /// Changed since the last commit; its key is in `Aggregate::dirty`.
+    dirty: bool,
+}
+
+impl Group {
+    fn new(end: i64, accs: Vec<Accumulator>) -> Group {
+        Group {
+            end,
+            rows: 0,
+            max_time: i64::MIN,
+            accs,
+            touch: None,
+            dirty: false,
+        }
+    }
 }
 
 /// State-key tags inside the operator's namespace.
@@ -54,6 +82,8 @@ pub struct Aggregate {
     emit_final: bool,
     /// Fresh accumulators, cloned for each new group.
     proto: Vec<Accumulator>,
+    /// Each record looks its group up once per window: the group itself
+    /// says whether this batch or commit already changed it.
     groups: HashMap<GroupKey, Group>,
     /// Session windows per group value: start -> end.
     sessions: HashMap<Vec<Value>, BTreeMap<i64, i64>>,
@@ -61,12 +91,16 @@ pub struct Aggregate {
     closing: BTreeSet<(i64, GroupKey)>,
     /// Max event time seen; -inf before the first record.
     stream_time: i64,
-    dirty: HashSet<GroupKey>,
+    /// Keys changed since the last commit: of the groups marked dirty, and
+    /// of groups removed since. A key removed and made again is here twice.
+    dirty: Vec<GroupKey>,
     meta_dirty: bool,
-    // Per-batch scratch.
-    /// Groups changed in this batch: their output before it, and the
-    /// latest event time that changed them.
-    touched: HashMap<GroupKey, (Option<Row>, i64)>,
+    // Per-batch scratch (EMIT CHANGES only).
+    /// Keys of the groups this batch changed.
+    touched: Vec<GroupKey>,
+    /// Groups this batch changed and then removed (sessions merged into
+    /// one at another start), with what they output before it.
+    gone: HashMap<GroupKey, Touch>,
     args: Vec<Vec<Value>>,
     windows: Vec<(i64, i64)>,
 }
@@ -103,9 +137,10 @@ impl Aggregate {
             sessions: HashMap::new(),
             closing: BTreeSet::new(),
             stream_time: i64::MIN,
-            dirty: HashSet::new(),
+            dirty: Vec::new(),
             meta_dirty: false,
-            touched: HashMap::new(),
+            touched: Vec::new(),
+            gone: HashMap::new(),
             windows: Vec::new(),
         })
     }
@@ -139,27 +174,7 @@ impl Aggregate {
     }
 
     fn output_row(&self, key: &GroupKey, g: &Group) -> Row {
-        let mut row = key.0.clone();
-        if self.window.is_some() {
-            row.push(Value::BigInt(key.1));
-            row.push(Value::BigInt(g.end));
-        }
-        row.extend(g.accs.iter().map(Accumulator::result));
-        row
-    }
-
-    /// Remembers the group's output before this batch first changes it.
-    fn touch(&mut self, key: &GroupKey, time: i64) {
-        if let Some(t) = self.touched.get_mut(key) {
-            t.1 = t.1.max(time);
-            return;
-        }
-        let old = self
-            .groups
-            .get(key)
-            .filter(|g| g.rows > 0)
-            .map(|g| self.output_row(key, g));
-        self.touched.insert(key.clone(), (old, time));
+        output_row(self.window.is_some(), key, g)
     }
 
     pub fn process(
@@ -204,7 +219,9 @@ impl Aggregate {
                 continue;
             }
             match self.window {
-                None => self.apply((key_values, 0), 0, c.time, c.diff),
+                None => {
+                    self.apply(key_values, 0, 0, c.time, c.diff);
+                }
                 Some(WindowKind::Session { gap }) => {
                     self.advance_time(c.time);
                     self.apply_session(key_values, gap, c.time, c.diff, metrics)
@@ -214,19 +231,13 @@ impl Aggregate {
                     let mut windows = std::mem::take(&mut self.windows);
                     assign(&kind, c.time, &mut windows);
                     let mut accepted = false;
-                    let mut key_values = Some(key_values);
-                    for (i, &(start, end)) in windows.iter().enumerate() {
+                    let mut key_values = key_values;
+                    for &(start, end) in &windows {
                         if self.stream_time >= self.close_at(end) {
                             continue; // this window has closed
                         }
                         accepted = true;
-                        // The last window takes the group values.
-                        let values = if i + 1 == windows.len() {
-                            key_values.take()
-                        } else {
-                            key_values.clone()
-                        };
-                        self.apply((values.unwrap_or_default(), start), end, c.time, c.diff);
+                        key_values = self.apply(key_values, start, end, c.time, c.diff);
                     }
                     self.windows = windows;
                     if !accepted {
@@ -248,23 +259,43 @@ impl Aggregate {
         }
     }
 
-    fn apply(&mut self, key: GroupKey, end: i64, time: i64, diff: i32) {
-        self.touch(&key, time);
+    /// Adds the record's arguments to (or retracts them from) the group of
+    /// `values` in the window at `start`; gives `values` back for the next
+    /// window.
+    fn apply(
+        &mut self,
+        values: Vec<Value>,
+        start: i64,
+        end: i64,
+        time: i64,
+        diff: i32,
+    ) -> Vec<Value> {
+        let key = (values, start);
+        let windowed = self.window.is_some();
+        // Out of `self` while `g` borrows it.
+        let args = std::mem::take(&mut self.args);
         let g = match self.groups.get_mut(&key) {
-            Some(g) => g,
-            None => {
-                if self.window.is_some() {
-                    self.closing.insert((self.close_at(end), key.clone()));
+            Some(g) => {
+                if g.touch.is_none() && !self.emit_final {
+                    let old = (g.rows > 0).then(|| output_row(windowed, &key, g));
+                    g.touch = Some(Touch { old, time });
+                    self.touched.push(key.clone());
                 }
-                self.groups.entry(key.clone()).or_insert(Group {
-                    end,
-                    rows: 0,
-                    max_time: i64::MIN,
-                    accs: self.proto.clone(),
-                })
+                if !g.dirty {
+                    g.dirty = true;
+                    self.dirty.push(key.clone());
+                }
+                g
+            }
+            None => {
+                let g = Group::new(end, self.proto.clone());
+                self.insert_group(key.clone(), g, time)
             }
         };
-        for (acc, args) in g.accs.iter_mut().zip(&self.args) {
+        if let Some(t) = &mut g.touch {
+            t.time = t.time.max(time);
+        }
+        for (acc, args) in g.accs.iter_mut().zip(&args) {
             if diff > 0 {
                 acc.add(args);
             } else {
@@ -273,7 +304,38 @@ impl Aggregate {
         }
         g.rows += i64::from(diff.signum());
         g.max_time = g.max_time.max(time);
-        self.dirty.insert(key);
+        self.args = args;
+        key.0
+    }
+
+    /// Adds a group that is not there, marked changed by this batch (taking
+    /// over what a group removed under its key earlier in the batch had
+    /// output) and dirty.
+    fn insert_group(&mut self, key: GroupKey, mut g: Group, time: i64) -> &mut Group {
+        if !self.emit_final {
+            let earlier = if self.gone.is_empty() {
+                None
+            } else {
+                self.gone.remove(&key)
+            };
+            g.touch = Some(earlier.unwrap_or_else(|| {
+                self.touched.push(key.clone());
+                Touch { old: None, time }
+            }));
+        }
+        if self.window.is_some() {
+            self.closing.insert((self.close_at(g.end), key.clone()));
+        }
+        g.dirty = true;
+        self.dirty.push(key.clone());
+        // A closed session not purged yet may still be there: replaced.
+        match self.groups.entry(key) {
+            Entry::Occupied(mut o) => {
+                o.insert(g);
+                o.into_mut()
+            }
+            Entry::Vacant(v) => v.insert(g),
+        }
     }
 
     fn apply_session(
@@ -322,52 +384,68 @@ impl Aggregate {
             return;
         }
         // Merge the old sessions into one at `start`.
-        let mut accs = self.proto.clone();
-        let mut rows = 0;
-        let mut max_time = i64::MIN;
+        let windowed = self.window.is_some();
+        let mut merged = Group::new(end, self.proto.clone());
         for &(s, e) in &overlapping {
             let k = (key_values.clone(), s);
-            self.touch(&k, time);
-            if let Some(g) = self.groups.remove(&k) {
-                for (a, b) in accs.iter_mut().zip(&g.accs) {
+            if let Some(mut g) = self.groups.remove(&k) {
+                for (a, b) in merged.accs.iter_mut().zip(&g.accs) {
                     a.merge(b);
                 }
-                rows += g.rows;
-                max_time = max_time.max(g.max_time);
+                merged.rows += g.rows;
+                merged.max_time = merged.max_time.max(g.max_time);
+                if !self.emit_final {
+                    let touch = match g.touch.take() {
+                        Some(t) => Touch {
+                            time: t.time.max(time),
+                            ..t
+                        },
+                        None => {
+                            self.touched.push(k.clone());
+                            let old = (g.rows > 0).then(|| output_row(windowed, &k, &g));
+                            Touch { old, time }
+                        }
+                    };
+                    self.gone.insert(k.clone(), touch);
+                }
+                if !g.dirty {
+                    self.dirty.push(k.clone());
+                }
             }
-            self.closing.remove(&(self.close_at(e), k.clone()));
-            self.dirty.insert(k);
+            self.closing.remove(&(self.close_at(e), k));
             if let Some(map) = self.sessions.get_mut(&key_values) {
                 map.remove(&s);
             }
         }
-        let k = (key_values.clone(), start);
-        self.touch(&k, time);
-        self.groups.insert(
-            k.clone(),
-            Group {
-                end,
-                rows,
-                max_time,
-                accs,
-            },
-        );
-        self.closing.insert((self.close_at(end), k.clone()));
+        self.insert_group((key_values.clone(), start), merged, time);
         self.sessions
-            .entry(key_values)
+            .entry(key_values.clone())
             .or_default()
             .insert(start, end);
-        self.apply(k, end, time, diff);
+        self.apply(key_values, start, end, time, diff);
     }
 
     fn emit_changes(&mut self, out: &mut Vec<Change>) {
-        let touched = std::mem::take(&mut self.touched);
-        for (key, (old, touched_at)) in touched {
-            let new = self
-                .groups
-                .get(&key)
-                .filter(|g| g.rows > 0)
-                .map(|g| (self.output_row(&key, g), g.max_time));
+        let windowed = self.window.is_some();
+        let mut touched = std::mem::take(&mut self.touched);
+        for key in touched.drain(..) {
+            let (touch, new) = match self.groups.get_mut(&key) {
+                Some(g) => {
+                    let Some(touch) = g.touch.take() else {
+                        continue;
+                    };
+                    let new = (g.rows > 0).then(|| (output_row(windowed, &key, g), g.max_time));
+                    (touch, new)
+                }
+                None => match self.gone.remove(&key) {
+                    Some(touch) => (touch, None),
+                    None => continue,
+                },
+            };
+            let Touch {
+                old,
+                time: touched_at,
+            } = touch;
             match (old, new) {
                 (Some(o), Some((n, _))) if o == n => {}
                 (old, new) => {
@@ -385,6 +463,9 @@ impl Aggregate {
                 self.remove_group(&key);
             }
         }
+        self.touched = touched;
+        // Each was in `touched`, so emitted above.
+        self.gone.clear();
     }
 
     fn remove_group(&mut self, key: &GroupKey) {
@@ -398,7 +479,9 @@ impl Aggregate {
                     self.sessions.remove(&key.0);
                 }
             }
-            self.dirty.insert(key.clone());
+            if !g.dirty {
+                self.dirty.push(key.clone());
+            }
         }
     }
 
@@ -420,12 +503,19 @@ impl Aggregate {
             }
             self.remove_group(&key);
         }
-        self.touched.clear();
     }
 
     pub fn drain_dirty(&mut self, out: &mut Vec<StateWrite>) {
-        for key in self.dirty.drain() {
-            let v = self.groups.get(&key).map(Self::group_state);
+        for key in self.dirty.drain(..) {
+            let v = match self.groups.get_mut(&key) {
+                // Written already: its key was here twice.
+                Some(g) if !g.dirty => continue,
+                Some(g) => {
+                    g.dirty = false;
+                    Some(Self::group_state(g))
+                }
+                None => None,
+            };
             out.push((Self::group_state_key(&key), v));
         }
         if self.meta_dirty {
@@ -502,18 +592,25 @@ impl Aggregate {
                         .or_default()
                         .insert(start, end);
                 }
-                self.groups.insert(
-                    key,
-                    Group {
-                        end,
-                        rows,
-                        max_time,
-                        accs,
-                    },
-                );
+                let mut g = Group::new(end, accs);
+                g.rows = rows;
+                g.max_time = max_time;
+                self.groups.insert(key, g);
             }
             _ => return Err(bad()),
         }
         Ok(())
     }
+}
+
+/// A group's output row: `[group values.., (WINDOWSTART, WINDOWEND)?,
+/// results..]`.
+fn output_row(windowed: bool, key: &GroupKey, g: &Group) -> Row {
+    let mut row = key.0.clone();
+    if windowed {
+        row.push(Value::BigInt(key.1));
+        row.push(Value::BigInt(g.end));
+    }
+    row.extend(g.accs.iter().map(Accumulator::result));
+    row
 }
