@@ -217,7 +217,7 @@ impl Engine {
 
     /// A snapshot of the catalog for binding.
     pub fn catalog(&self) -> Arc<Catalog> {
-        Arc::clone(&self.catalog.read().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&read(&self.catalog))
     }
 
     /// Commits `batch` with the new committed ends of the log partitions it
@@ -277,18 +277,12 @@ impl Engine {
     /// Makes `entries` the rows of `table`: its writing query just read them
     /// from the store, as it starts.
     pub fn install_table_rows(&self, table: &str, entries: Entries) -> Arc<TableRows> {
-        let mut tables = lock(&self.tables);
-        match tables.get(table) {
-            Some(rows) => {
-                *write(rows) = entries;
-                rows.clone()
-            }
-            None => {
-                let rows = Arc::new(RwLock::new(entries));
-                tables.insert(table.to_string(), rows.clone());
-                rows
-            }
-        }
+        let rows = lock(&self.tables)
+            .entry(table.to_string())
+            .or_default()
+            .clone();
+        *write(&rows) = entries;
+        rows
     }
 
     /// Drops the rows of a dropped table from memory.

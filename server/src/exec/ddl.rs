@@ -14,7 +14,7 @@ use tracing::info;
 use super::schemas::{infer_columns, register_schemas};
 use super::Output;
 use crate::backend::{TopicSpec, STREAM_RETENTION_MS};
-use crate::engine::{lock, CatalogEntry, Engine, QueryDesc, QueryKind};
+use crate::engine::{self, lock, CatalogEntry, Engine, QueryDesc, QueryKind};
 use crate::error::{Error, Result};
 use crate::session::Session;
 
@@ -211,7 +211,7 @@ pub(super) fn create_source(
         query = Some(q);
     }
     engine.commit(batch, &[], true)?;
-    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+    *engine::write(&engine.catalog) = Arc::new(catalog);
     if let Some(q) = query {
         engine.runtime.start(engine, q)?;
     }
@@ -321,7 +321,7 @@ pub(super) fn drop(
     let mut batch = WriteBatch::new();
     drop_relation(engine, &mut catalog, &mut batch, name, delete_topic)?;
     engine.commit(batch, &[], true)?;
-    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+    *engine::write(&engine.catalog) = Arc::new(catalog);
     info!(name, "dropped {}", kind.name());
     Ok(Output::Command(tag(kind, "DROP")))
 }

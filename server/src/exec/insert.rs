@@ -10,7 +10,7 @@ use rill_sql::BindError;
 use rill_storage::{RecordRef, WriteBatch};
 
 use super::Output;
-use crate::engine::Engine;
+use crate::engine::{self, Engine};
 use crate::error::{Error, Result};
 use crate::record::KeyValue;
 
@@ -56,7 +56,7 @@ pub(super) fn insert_values(engine: &Arc<Engine>, ins: InsertValues) -> Result<O
             .push((time, (key, value)));
     }
     let writers = engine.topic_writers(&rel.topic);
-    let _shared = writers.read().unwrap_or_else(|p| p.into_inner());
+    let _shared = engine::read(&writers);
     let mut ends = Vec::new();
     for (p, records) in &by_partition {
         let refs: Vec<RecordRef<'_>> = records

@@ -15,7 +15,7 @@ use tracing::info;
 use super::ddl::{ensure_topic, initial_offsets, remove_query, TopicUse};
 use super::schemas::register_schemas;
 use super::Output;
-use crate::engine::{lock, Catalog, CatalogEntry, Engine, QueryDesc, QueryKind};
+use crate::engine::{self, lock, Catalog, CatalogEntry, Engine, QueryDesc, QueryKind};
 use crate::error::{Error, Result};
 use crate::runtime::changelog;
 use crate::session::Session;
@@ -223,7 +223,7 @@ fn start_query(
         initial_offsets(engine, &mut batch, &desc.id, &rel.topic, desc.earliest)?;
     }
     engine.commit(batch, &[], true)?;
-    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+    *engine::write(&engine.catalog) = Arc::new(catalog);
     info!(query = %desc.id, earliest = desc.earliest, "started query");
     engine.runtime.start(engine, desc)
 }
@@ -290,7 +290,7 @@ fn replace(
         batch.put(rill_storage::keys::catalog(*rid), bytes);
     }
     engine.commit(batch, &[], true)?;
-    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+    *engine::write(&engine.catalog) = Arc::new(catalog);
     engine.runtime.start(engine, desc)?;
     Ok(Output::Command(format!(
         "CREATE {}",
@@ -415,6 +415,6 @@ pub(super) fn terminate(engine: &Arc<Engine>, id: Option<&str>) -> Result<Output
         remove_query(engine, &mut catalog, &mut batch, id)?;
     }
     engine.commit(batch, &[], true)?;
-    *engine.catalog.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(catalog);
+    *engine::write(&engine.catalog) = Arc::new(catalog);
     Ok(Output::Command("TERMINATE".into()))
 }

@@ -173,10 +173,6 @@ impl Aggregate {
         }
     }
 
-    fn output_row(&self, key: &GroupKey, g: &Group) -> Row {
-        output_row(self.window.is_some(), key, g)
-    }
-
     pub fn process(
         &mut self,
         input: &mut Vec<Change>,
@@ -498,7 +494,10 @@ impl Aggregate {
             self.closing.pop_first();
             if self.emit_final {
                 if let Some(g) = self.groups.get(&key).filter(|g| g.rows > 0) {
-                    out.push(Change::insert(self.output_row(&key, g), g.max_time));
+                    out.push(Change::insert(
+                        output_row(self.window.is_some(), &key, g),
+                        g.max_time,
+                    ));
                 }
             }
             self.remove_group(&key);
