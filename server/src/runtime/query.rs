@@ -22,6 +22,10 @@ use crate::error::{Error, Result};
 
 /// Records read per partition per round.
 const READ_BATCH: usize = 4096;
+/// A query commits once its sink holds this much output, even before the
+/// commit interval: the buffers stay small enough to be reused, and in
+/// cache, rather than freed and faulted in again at every commit.
+const COMMIT_BYTES: usize = 4 << 20;
 /// First and longest pause between reads of a source that is unavailable.
 const UNAVAILABLE_PAUSE: Duration = Duration::from_millis(100);
 const MAX_UNAVAILABLE_PAUSE: Duration = Duration::from_secs(2);
@@ -216,8 +220,13 @@ impl QueryTask {
                 dirty = true;
             }
             dirty |= self.inputs.take_skipped();
-            // Commit when the input is drained or the interval has passed.
-            if dirty && (got == 0 || last_commit.elapsed() >= interval) {
+            // Commit when the input is drained, the interval has passed or
+            // the output buffered is large.
+            if dirty
+                && (got == 0
+                    || last_commit.elapsed() >= interval
+                    || self.sink.pending_bytes() >= COMMIT_BYTES)
+            {
                 self.commit()?;
                 dirty = false;
                 last_commit = Instant::now();

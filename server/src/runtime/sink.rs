@@ -153,6 +153,11 @@ impl Sink {
         !self.records.is_empty() || !self.rows.is_empty()
     }
 
+    /// The bytes of the records waiting for the next commit.
+    pub fn pending_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Takes output changes; returns how many rows they were. For a table,
     /// a retraction deletes the row's key and an insert upserts it, in
     /// order, so an update (retraction, then insert) leaves the new row.
