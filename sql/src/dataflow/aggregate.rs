@@ -12,11 +12,12 @@
 //! group per commit, not per event. Closed windows are dropped.
 
 use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 // foldhash, seeded per process: several lookups per record and window, where
 // SipHash was a tenth of the time.
 use foldhash::{HashMap, HashMapExt};
+use smallvec::SmallVec;
 
 use super::window::{assign, DEFAULT_GRACE_MS};
 use super::{Change, Metrics, StateWrite};
@@ -27,8 +28,13 @@ use crate::expr::Expr;
 use crate::parser::{WindowClause, WindowKind};
 use crate::value::{Row, Value};
 
+/// A group's values: inline for one GROUP BY expression, the usual case,
+/// so that a lookup compares the key where the map keeps it rather than
+/// behind a pointer, and a copy of the key allocates nothing.
+type GroupValues = SmallVec<[Value; 1]>;
+
 /// Group values plus window start (0 when unwindowed).
-type GroupKey = (Vec<Value>, i64);
+type GroupKey = (GroupValues, i64);
 
 /// What a batch remembers of a group it changed (EMIT CHANGES).
 #[derive(Debug, Clone)]
@@ -86,9 +92,12 @@ pub struct Aggregate {
     /// says whether this batch or commit already changed it.
     groups: HashMap<GroupKey, Group>,
     /// Session windows per group value: start -> end.
-    sessions: HashMap<Vec<Value>, BTreeMap<i64, i64>>,
-    /// Windows by the stream time at which they close.
-    closing: BTreeSet<(i64, GroupKey)>,
+    sessions: HashMap<GroupValues, BTreeMap<i64, i64>>,
+    /// Keys of windows by the stream time at which they close: a push per
+    /// new window, as windows share few close times. A group removed, or
+    /// made again with another end, leaves its entry: it counts only while
+    /// its group is there and still closes at that time.
+    closing: BTreeMap<i64, Vec<GroupKey>>,
     /// Max event time seen; -inf before the first record.
     stream_time: i64,
     /// Keys changed since the last commit: of the groups marked dirty, and
@@ -135,7 +144,7 @@ impl Aggregate {
             proto,
             groups: HashMap::new(),
             sessions: HashMap::new(),
-            closing: BTreeSet::new(),
+            closing: BTreeMap::new(),
             stream_time: i64::MIN,
             dirty: Vec::new(),
             meta_dirty: false,
@@ -181,7 +190,7 @@ impl Aggregate {
     ) {
         self.touched.clear();
         for c in input.drain(..) {
-            let mut key_values = Vec::with_capacity(self.group_by.len());
+            let mut key_values = GroupValues::with_capacity(self.group_by.len());
             let mut failed = None;
             for e in &self.group_by {
                 match e.eval(&c.row) {
@@ -260,12 +269,12 @@ impl Aggregate {
     /// window.
     fn apply(
         &mut self,
-        values: Vec<Value>,
+        values: GroupValues,
         start: i64,
         end: i64,
         time: i64,
         diff: i32,
-    ) -> Vec<Value> {
+    ) -> GroupValues {
         let key = (values, start);
         let windowed = self.window.is_some();
         // Out of `self` while `g` borrows it.
@@ -320,7 +329,10 @@ impl Aggregate {
             }));
         }
         if self.window.is_some() {
-            self.closing.insert((self.close_at(g.end), key.clone()));
+            self.closing
+                .entry(self.close_at(g.end))
+                .or_default()
+                .push(key.clone());
         }
         g.dirty = true;
         self.dirty.push(key.clone());
@@ -336,7 +348,7 @@ impl Aggregate {
 
     fn apply_session(
         &mut self,
-        key_values: Vec<Value>,
+        key_values: GroupValues,
         gap: i64,
         time: i64,
         diff: i32,
@@ -382,7 +394,7 @@ impl Aggregate {
         // Merge the old sessions into one at `start`.
         let windowed = self.window.is_some();
         let mut merged = Group::new(end, self.proto.clone());
-        for &(s, e) in &overlapping {
+        for &(s, _) in &overlapping {
             let k = (key_values.clone(), s);
             if let Some(mut g) = self.groups.remove(&k) {
                 for (a, b) in merged.accs.iter_mut().zip(&g.accs) {
@@ -408,7 +420,6 @@ impl Aggregate {
                     self.dirty.push(k.clone());
                 }
             }
-            self.closing.remove(&(self.close_at(e), k));
             if let Some(map) = self.sessions.get_mut(&key_values) {
                 map.remove(&s);
             }
@@ -466,9 +477,6 @@ impl Aggregate {
 
     fn remove_group(&mut self, key: &GroupKey) {
         if let Some(g) = self.groups.remove(key) {
-            if self.window.is_some() {
-                self.closing.remove(&(self.close_at(g.end), key.clone()));
-            }
             if let Some(map) = self.sessions.get_mut(&key.0) {
                 map.remove(&key.1);
                 if map.is_empty() {
@@ -487,20 +495,26 @@ impl Aggregate {
         if self.window.is_none() {
             return;
         }
-        while let Some((close, key)) = self.closing.first().cloned() {
-            if close > self.stream_time {
+        while let Some(due) = self.closing.first_entry() {
+            if *due.key() > self.stream_time {
                 break;
             }
-            self.closing.pop_first();
+            let (close, mut keys) = due.remove_entry();
             if self.emit_final {
-                if let Some(g) = self.groups.get(&key).filter(|g| g.rows > 0) {
-                    out.push(Change::insert(
-                        output_row(self.window.is_some(), &key, g),
-                        g.max_time,
-                    ));
-                }
+                keys.sort_unstable();
             }
-            self.remove_group(&key);
+            for key in keys {
+                let Some(g) = self.groups.get(&key) else {
+                    continue;
+                };
+                if self.close_at(g.end) != close {
+                    continue; // a stale entry: the window moved on
+                }
+                if self.emit_final && g.rows > 0 {
+                    out.push(Change::insert(output_row(true, &key, g), g.max_time));
+                }
+                self.remove_group(&key);
+            }
         }
     }
 
@@ -535,9 +549,8 @@ impl Aggregate {
 
     fn group_state_key(key: &GroupKey) -> Vec<u8> {
         let mut k = vec![GROUP_TAG];
-        let mut parts = key.0.clone();
-        parts.push(Value::BigInt(key.1));
-        codec::encode_key(&parts, &mut k);
+        codec::encode_key(&key.0, &mut k);
+        codec::encode_key(&[Value::BigInt(key.1)], &mut k);
         k
     }
 
@@ -581,9 +594,12 @@ impl Aggregate {
                         .map_err(CodecError::Corrupt)?;
                     accs.push(acc);
                 }
-                let key = (parts, start);
+                let key = (GroupValues::from_vec(parts), start);
                 if self.window.is_some() {
-                    self.closing.insert((self.close_at(end), key.clone()));
+                    self.closing
+                        .entry(self.close_at(end))
+                        .or_default()
+                        .push(key.clone());
                 }
                 if matches!(self.window, Some(WindowKind::Session { .. })) {
                     self.sessions
@@ -605,7 +621,8 @@ impl Aggregate {
 /// A group's output row: `[group values.., (WINDOWSTART, WINDOWEND)?,
 /// results..]`.
 fn output_row(windowed: bool, key: &GroupKey, g: &Group) -> Row {
-    let mut row = key.0.clone();
+    let mut row = Vec::with_capacity(key.0.len() + 2 + g.accs.len());
+    row.extend(key.0.iter().cloned());
     if windowed {
         row.push(Value::BigInt(key.1));
         row.push(Value::BigInt(g.end));
