@@ -411,9 +411,15 @@ mod row_tag {
 /// varint count and elements for arrays, maps and structs). Exact: doubles
 /// keep their bits and decimals their scale.
 pub fn encode_row(values: &[Value], out: &mut Vec<u8>) {
+    encode_row_parts(&[values], out);
+}
+
+/// Encodes the concatenation of `parts` as one row, as [`encode_row`]
+/// would, without building it.
+pub fn encode_row_parts(parts: &[&[Value]], out: &mut Vec<u8>) {
     out.push(ROW_VERSION);
-    put_varint(values.len() as u64, out);
-    for v in values {
+    put_varint(parts.iter().map(|p| p.len()).sum::<usize>() as u64, out);
+    for v in parts.iter().flat_map(|p| p.iter()) {
         encode_row_value(v, out);
     }
 }
@@ -976,6 +982,19 @@ mod tests {
             row(&[Value::Int(-1), Value::str("hi")]),
             [1, 2, 3, 1, 7, 2, b'h', b'i']
         );
+    }
+
+    #[test]
+    fn a_row_in_parts_encodes_as_the_whole_row() {
+        let (a, b) = (
+            [Value::BigInt(7), Value::str("x")],
+            [Value::Null, Value::BigInt(-1)],
+        );
+        let mut parts = Vec::new();
+        encode_row_parts(&[&a, &[], &b], &mut parts);
+        let whole = [a.as_slice(), b.as_slice()].concat();
+        assert_eq!(parts, row(&whole));
+        assert_eq!(decode_row(&parts).unwrap(), whole);
     }
 
     #[test]

@@ -166,13 +166,11 @@ impl Sink {
         for c in changes.drain(..) {
             self.max_time = self.max_time.max(c.time);
             if self.table.is_some() {
-                let key_values: Vec<Value> = self
-                    .key_idx
-                    .iter()
-                    .map(|&i| c.row.get(i).cloned().unwrap_or_default())
-                    .collect();
                 let mut key = Vec::new();
-                codec::encode_key(&key_values, &mut key);
+                for &i in &self.key_idx {
+                    let v = c.row.get(i).unwrap_or(&Value::Null);
+                    codec::encode_key(std::slice::from_ref(v), &mut key);
+                }
                 self.rows.insert(
                     key,
                     RowChange {
@@ -264,10 +262,9 @@ impl Sink {
                     }
                 }
                 let value = change.live.then(|| {
+                    // The columns plus ROWTIME.
                     let mut v = Vec::new();
-                    let mut full = change.row.clone();
-                    full.push(Value::BigInt(change.time));
-                    codec::encode_row(&full, &mut v);
+                    codec::encode_row_parts(&[&change.row, &[Value::BigInt(change.time)]], &mut v);
                     v
                 });
                 writes.push((key, value));
