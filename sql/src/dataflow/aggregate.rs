@@ -4,8 +4,10 @@
 //!
 //! Output rows are `[group values.., (WINDOWSTART, WINDOWEND)?, results..]`.
 //! With EMIT CHANGES, each batch emits, per group touched, the retraction of
-//! its previous row and its new row (nothing when unchanged). With EMIT
-//! FINAL, a window emits one row when it closes.
+//! its previous row and its new row (nothing when unchanged); a persistent
+//! query's aggregate holds these back until the flush before its commit
+//! ([`Aggregate::coalesce_changes`]), so a group emits once per commit. With
+//! EMIT FINAL, a window emits one row when it closes.
 //!
 //! State lives in memory; [`Aggregate::drain_dirty`] yields only the
 //! entries changed since the last commit, so the store sees one write per
@@ -86,6 +88,11 @@ pub struct Aggregate {
     window: Option<WindowKind>,
     grace: i64,
     emit_final: bool,
+    /// EMIT CHANGES: changes wait for [`Aggregate::flush`] instead of
+    /// going out at the end of each batch, so a group changed by many
+    /// batches between two commits emits once (as Kafka Streams' record
+    /// cache does).
+    coalesce: bool,
     /// Fresh accumulators, cloned for each new group.
     proto: Vec<Accumulator>,
     /// Each record looks its group up once per window: the group itself
@@ -104,11 +111,12 @@ pub struct Aggregate {
     /// of groups removed since. A key removed and made again is here twice.
     dirty: Vec<GroupKey>,
     meta_dirty: bool,
-    // Per-batch scratch (EMIT CHANGES only).
-    /// Keys of the groups this batch changed.
+    // Changes not emitted yet (EMIT CHANGES only): of this batch, or since
+    // the last flush when coalescing.
+    /// Keys of the groups changed.
     touched: Vec<GroupKey>,
-    /// Groups this batch changed and then removed (sessions merged into
-    /// one at another start), with what they output before it.
+    /// Groups changed and then removed (sessions merged into one at
+    /// another start), with what they output before it.
     gone: HashMap<GroupKey, Touch>,
     args: Vec<Vec<Value>>,
     windows: Vec<(i64, i64)>,
@@ -141,6 +149,7 @@ impl Aggregate {
             window: window.map(|w| w.kind),
             grace: window.and_then(|w| w.grace).unwrap_or(DEFAULT_GRACE_MS),
             emit_final,
+            coalesce: false,
             proto,
             groups: HashMap::new(),
             sessions: HashMap::new(),
@@ -152,6 +161,19 @@ impl Aggregate {
             gone: HashMap::new(),
             windows: Vec::new(),
         })
+    }
+
+    /// From now on, EMIT CHANGES output waits for [`Aggregate::flush`].
+    pub fn coalesce_changes(&mut self) {
+        self.coalesce = true;
+    }
+
+    /// Emits the changes held back since the last flush (see
+    /// [`Aggregate::coalesce_changes`]).
+    pub fn flush(&mut self, out: &mut Vec<Change>) {
+        if !self.emit_final {
+            self.emit_changes(out);
+        }
     }
 
     /// The expressions it evaluates over its input rows.
@@ -188,7 +210,6 @@ impl Aggregate {
         out: &mut Vec<Change>,
         metrics: &mut Metrics,
     ) {
-        self.touched.clear();
         for c in input.drain(..) {
             let mut key_values = GroupValues::with_capacity(self.group_by.len());
             let mut failed = None;
@@ -251,8 +272,8 @@ impl Aggregate {
                 }
             }
         }
-        if !self.emit_final {
-            self.emit_changes(out);
+        if !self.coalesce {
+            self.flush(out);
         }
         self.close_windows(out);
     }
@@ -281,6 +302,12 @@ impl Aggregate {
         let args = std::mem::take(&mut self.args);
         let g = match self.groups.get_mut(&key) {
             Some(g) => {
+                if g.rows == 0 {
+                    // Emptied by retractions and kept only until its
+                    // change is emitted: it starts again as a new group.
+                    g.max_time = i64::MIN;
+                    g.accs.clone_from(&self.proto);
+                }
                 if g.touch.is_none() && !self.emit_final {
                     let old = (g.rows > 0).then(|| output_row(windowed, &key, g));
                     g.touch = Some(Touch { old, time });
@@ -433,38 +460,9 @@ impl Aggregate {
     }
 
     fn emit_changes(&mut self, out: &mut Vec<Change>) {
-        let windowed = self.window.is_some();
         let mut touched = std::mem::take(&mut self.touched);
         for key in touched.drain(..) {
-            let (touch, new) = match self.groups.get_mut(&key) {
-                Some(g) => {
-                    let Some(touch) = g.touch.take() else {
-                        continue;
-                    };
-                    let new = (g.rows > 0).then(|| (output_row(windowed, &key, g), g.max_time));
-                    (touch, new)
-                }
-                None => match self.gone.remove(&key) {
-                    Some(touch) => (touch, None),
-                    None => continue,
-                },
-            };
-            let Touch {
-                old,
-                time: touched_at,
-            } = touch;
-            match (old, new) {
-                (Some(o), Some((n, _))) if o == n => {}
-                (old, new) => {
-                    let time = new.as_ref().map(|n| n.1).unwrap_or(touched_at);
-                    if let Some(o) = old {
-                        out.push(Change::retract(o, time));
-                    }
-                    if let Some((n, t)) = new {
-                        out.push(Change::insert(n, t));
-                    }
-                }
-            }
+            self.emit_change(&key, out);
             // A group with no rows left is gone (tables only).
             if self.groups.get(&key).is_some_and(|g| g.rows <= 0) {
                 self.remove_group(&key);
@@ -473,6 +471,42 @@ impl Aggregate {
         self.touched = touched;
         // Each was in `touched`, so emitted above.
         self.gone.clear();
+    }
+
+    /// The retraction of a changed group's old row and its new row, if
+    /// they differ; nothing if the group has no change waiting (a key in
+    /// `touched` twice, or emitted as its window closed).
+    fn emit_change(&mut self, key: &GroupKey, out: &mut Vec<Change>) {
+        let windowed = self.window.is_some();
+        let (touch, new) = match self.groups.get_mut(key) {
+            Some(g) => {
+                let Some(touch) = g.touch.take() else {
+                    return;
+                };
+                let new = (g.rows > 0).then(|| (output_row(windowed, key, g), g.max_time));
+                (touch, new)
+            }
+            None => match self.gone.remove(key) {
+                Some(touch) => (touch, None),
+                None => return,
+            },
+        };
+        let Touch {
+            old,
+            time: touched_at,
+        } = touch;
+        match (old, new) {
+            (Some(o), Some((n, _))) if o == n => {}
+            (old, new) => {
+                let time = new.as_ref().map(|n| n.1).unwrap_or(touched_at);
+                if let Some(o) = old {
+                    out.push(Change::retract(o, time));
+                }
+                if let Some((n, t)) = new {
+                    out.push(Change::insert(n, t));
+                }
+            }
+        }
     }
 
     fn remove_group(&mut self, key: &GroupKey) {
@@ -512,6 +546,10 @@ impl Aggregate {
                 }
                 if self.emit_final && g.rows > 0 {
                     out.push(Change::insert(output_row(true, &key, g), g.max_time));
+                }
+                if self.coalesce {
+                    // A change held back for a flush goes out before its group.
+                    self.emit_change(&key, out);
                 }
                 self.remove_group(&key);
             }

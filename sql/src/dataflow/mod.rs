@@ -209,6 +209,37 @@ impl Pipeline {
         changes.clear();
     }
 
+    /// From now on, aggregates hold their EMIT CHANGES output back until
+    /// [`Pipeline::flush`]: a group changed by many batches between two
+    /// flushes emits once. A persistent query flushes before each commit.
+    pub fn coalesce_changes(&mut self) {
+        // Aggregates follow the joins: see `plan_query`.
+        for op in &mut self.operators {
+            if let Operator::Aggregate(a) = op {
+                a.coalesce_changes();
+            }
+        }
+    }
+
+    /// Emits what the aggregates held back (see
+    /// [`Pipeline::coalesce_changes`]) through the operators after them;
+    /// the result is appended to `out`. Call it before
+    /// [`Pipeline::drain_dirty`], so that committed state matches what was
+    /// emitted.
+    pub fn flush(&mut self, out: &mut Vec<Change>) {
+        let mut cur = Vec::new();
+        let (metrics, scratch) = (&mut self.metrics, &mut self.scratch);
+        for op in &mut self.operators {
+            step(&mut cur, scratch, |i, o| {
+                op.process(i, o, metrics);
+                if let Operator::Aggregate(a) = op {
+                    a.flush(o);
+                }
+            });
+        }
+        out.append(&mut cur);
+    }
+
     /// Every stateful part in a fixed order (inputs, joins, then the rest):
     /// a part's index prefixes its state keys.
     fn parts(&mut self) -> impl Iterator<Item = Part<'_>> {

@@ -190,10 +190,29 @@ impl Harness {
     }
 
     /// Processes one batch and commits; returns what the pipeline emitted.
-    fn push(&mut self, mut input: Vec<Change>) -> Vec<Change> {
+    fn push(&mut self, input: Vec<Change>) -> Vec<Change> {
+        let mut out = self.process(input);
+        out.extend(self.commit());
+        out
+    }
+
+    /// Processes one batch without committing; returns what the pipeline
+    /// emitted.
+    fn process(&mut self, mut input: Vec<Change>) -> Vec<Change> {
         let mut out = Vec::new();
         self.pipeline.process(0, &mut input, &mut out);
         assert!(input.is_empty(), "the pipeline must consume its input");
+        for c in &out {
+            self.apply(c);
+        }
+        out
+    }
+
+    /// Flushes and commits as the runtime does; returns what the flush
+    /// emitted.
+    fn commit(&mut self) -> Vec<Change> {
+        let mut out = Vec::new();
+        self.pipeline.flush(&mut out);
         for c in &out {
             self.apply(c);
         }
@@ -1187,6 +1206,22 @@ impl Query {
     fn key_len(&self) -> usize {
         1 + usize::from(self.window.is_some())
     }
+
+    /// The query's input: `writes` at `times`.
+    fn input(&self, writes: &[TableWrite], times: &[i64]) -> Vec<Change> {
+        writes
+            .iter()
+            .zip(times)
+            .map(|(w, &t)| {
+                let mut c = table_change(w, t);
+                if !self.table {
+                    // A stream has no tombstones: insert the key alone.
+                    c.diff = 1;
+                }
+                c
+            })
+            .collect()
+    }
 }
 
 fn query() -> impl Strategy<Value = Query> {
@@ -1403,18 +1438,7 @@ proptest! {
         cuts in batch_cuts(),
         at in any::<Index>(),
     ) {
-        let input: Vec<Change> = writes
-            .iter()
-            .zip(&times)
-            .map(|(w, &t)| {
-                let mut c = table_change(w, t);
-                if !q.table {
-                    // A stream has no tombstones: insert the key alone.
-                    c.diff = 1;
-                }
-                c
-            })
-            .collect();
+        let input = q.input(&writes, &times);
         let batches = split(&input, &cuts);
         let at = at.index(batches.len() + 1);
         let mut straight = Harness::new(q.operators(), q.key_len());
@@ -1434,6 +1458,39 @@ proptest! {
             restarted.restored_state_size(q.operators()),
             straight.pipeline.state_size()
         );
+    }
+
+    /// A pipeline that holds EMIT CHANGES output back until a flush (as a
+    /// persistent query does, flushing before each commit) ends every
+    /// commit with the view, state and late count of one that emits after
+    /// every batch, and emits no more changes.
+    #[test]
+    fn coalesced_changes_end_each_commit_where_batch_changes_do(
+        q in query(),
+        writes in table_writes(),
+        times in prop::collection::vec(-2_000i64..8_000, 60),
+        cuts in batch_cuts(),
+        commit_after in prop::collection::vec(any::<bool>(), 60),
+    ) {
+        let input = q.input(&writes, &times);
+        let batches = split(&input, &cuts);
+        let last = batches.len().saturating_sub(1);
+        let mut each = Harness::new(q.operators(), q.key_len());
+        let mut coalesced = Harness::new(q.operators(), q.key_len());
+        coalesced.pipeline.coalesce_changes();
+        let (mut each_out, mut coalesced_out) = (0, 0);
+        for (i, batch) in batches.into_iter().enumerate() {
+            each_out += each.push(batch.clone()).len();
+            coalesced_out += coalesced.process(batch).len();
+            if commit_after.get(i).copied().unwrap_or(true) || i == last {
+                coalesced_out += coalesced.commit().len();
+                prop_assert_eq!(&each.view, &coalesced.view, "after batch {}", i);
+                prop_assert_eq!(each.late_drops(), coalesced.late_drops());
+                prop_assert_eq!(each.pipeline.state_size(), coalesced.pipeline.state_size());
+                prop_assert_eq!(&each.store, &coalesced.store);
+            }
+        }
+        prop_assert!(coalesced_out <= each_out);
     }
 
     /// Session results, with lateness, do not depend on the batch
