@@ -115,6 +115,9 @@ impl QueryTask {
             .filter(|_| desc.exactly_once)
             .map(|(topic, _)| topic.clone());
         let mut pipeline = plan_pipeline(engine, &desc)?;
+        // Its output only counts once committed: a group changed by many
+        // batches of a commit is written once.
+        pipeline.coalesce_changes();
         let (state_log, entries) = StateLog::open(&engine.store, &desc.id)?;
         for (k, v) in &entries {
             pipeline.restore(k, v)?;
@@ -276,6 +279,10 @@ impl QueryTask {
     /// output topics wait until it lands; if it fails, what it appended is
     /// cut away again, so a restarted query appends it once.
     fn commit(&mut self) -> Result<()> {
+        let mut out = Vec::new();
+        self.pipeline.flush(&mut out);
+        let rows_out = self.sink.apply(&mut out);
+        self.status.rows_out.fetch_add(rows_out, Ordering::Relaxed);
         let sink_writers = self.sink.topic().map(|t| self.engine.topic_writers(t));
         let _sink = sink_writers
             .as_ref()
