@@ -347,15 +347,79 @@ impl Table {
             self.log.append(&self.writes, batch);
             return Ok(());
         }
-        let mut rows = engine::read(&self.rows).clone();
-        for (key, value) in &self.writes {
-            match value {
-                Some(v) => rows.insert(key.clone(), v.clone()),
-                None => rows.remove(key),
-            };
-        }
-        let rows = rows.iter().map(|(k, v)| (k.as_slice(), v.as_slice()));
-        self.log.write_snapshot(&self.store, rows, batch)?;
+        // The rows as of this commit, merged in key order without a copy
+        // of the table (which doubled a large table's memory at each
+        // snapshot).
+        let rows = engine::read(&self.rows);
+        let mut writes: Vec<&StateWrite> = self.writes.iter().collect();
+        // Stable: of one key's writes, the last counts.
+        writes.sort_by(|a, b| a.0.cmp(&b.0));
+        let merged = merge_writes(rows.iter(), &writes);
+        self.log.write_snapshot(&self.store, merged, batch)?;
         Ok(())
+    }
+}
+
+/// `rows` (in key order) with `writes` (sorted by key, stably) applied: a
+/// put replaces or adds its row, a delete drops it; of several writes to
+/// one key, the last counts.
+fn merge_writes<'a>(
+    rows: impl Iterator<Item = (&'a Vec<u8>, &'a Vec<u8>)>,
+    writes: &'a [&'a StateWrite],
+) -> impl Iterator<Item = (&'a [u8], &'a [u8])> {
+    let mut rows = rows.peekable();
+    let mut writes = writes.iter().peekable();
+    std::iter::from_fn(move || loop {
+        let row_first = match (rows.peek(), writes.peek()) {
+            (None, None) => return None,
+            (Some((k, _)), w) => w.is_none_or(|w| w.0 > **k),
+            (None, Some(_)) => false,
+        };
+        if row_first {
+            return rows.next().map(|(k, v)| (k.as_slice(), v.as_slice()));
+        }
+        let mut last = writes.next()?;
+        while writes.peek().is_some_and(|n| n.0 == last.0) {
+            last = writes.next()?;
+        }
+        if rows.peek().is_some_and(|(k, _)| **k == last.0) {
+            rows.next();
+        }
+        if let Some(v) = &last.1 {
+            return Some((last.0.as_slice(), v.as_slice()));
+        }
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn merged_writes_are_the_writes_applied_in_order(
+            rows in proptest::collection::btree_map(0u8..20, any::<u8>(), 0..12),
+            writes in proptest::collection::vec((0u8..20, proptest::option::of(any::<u8>())), 0..20),
+        ) {
+            let rows: rill_storage::state_log::Entries =
+                rows.into_iter().map(|(k, v)| (vec![k], vec![v])).collect();
+            let writes: Vec<StateWrite> =
+                writes.into_iter().map(|(k, v)| (vec![k], v.map(|v| vec![v]))).collect();
+            let mut want = rows.clone();
+            for (k, v) in &writes {
+                match v {
+                    Some(v) => want.insert(k.clone(), v.clone()),
+                    None => want.remove(k),
+                };
+            }
+            let mut sorted: Vec<&StateWrite> = writes.iter().collect();
+            sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            let got: Vec<(Vec<u8>, Vec<u8>)> = merge_writes(rows.iter(), &sorted)
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .collect();
+            prop_assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+        }
     }
 }
