@@ -456,10 +456,15 @@ pub(crate) fn write_double(v: f64, out: &mut Vec<u8>) {
         out.extend_from_slice(b"NaN");
     } else if v.is_infinite() {
         out.extend_from_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
-    } else {
+    } else if v != 0.0 && v.abs() < 1e-4 {
         // `{:?}` is the shortest round-trip form and switches to exponent
-        // notation for very large and small magnitudes.
+        // notation for very large and small magnitudes; ryu writes these
+        // small ones without an exponent.
         let _ = write!(out, "{v:?}");
+    } else {
+        // The shortest round-trip form too, several times faster (a double
+        // column was a tenth of Nexmark q1's time).
+        out.extend_from_slice(ryu::Buffer::new().format_finite(v).as_bytes());
     }
 }
 
@@ -514,6 +519,40 @@ mod tests {
 
     fn text(s: Scalar, t: &str) -> Result<Value, Reject> {
         parse_text(s, t, &mut Vec::new())
+    }
+
+    fn double_text(v: f64) -> String {
+        let mut out = Vec::new();
+        write_double(v, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn doubles_write_as_shortest_round_trip_digits() {
+        for (v, want) in [
+            (0.0, "0.0"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (1234.5678 * 0.908, "1120.9875624000001"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-5"),
+            (1e16, "1e16"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ] {
+            assert_eq!(double_text(v), want);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn doubles_parse_back_to_their_bits(bits: u64) {
+            let v = f64::from_bits(bits);
+            proptest::prop_assume!(v.is_finite());
+            let back: f64 = double_text(v).parse().unwrap();
+            proptest::prop_assert_eq!(back.to_bits(), v.to_bits());
+        }
     }
 
     #[test]
