@@ -302,7 +302,7 @@ impl Aggregate {
         let args = std::mem::take(&mut self.args);
         let g = match self.groups.get_mut(&key) {
             Some(g) => {
-                if g.rows == 0 {
+                if g.rows == 0 && g.max_time != i64::MIN {
                     // Emptied by retractions and kept only until its
                     // change is emitted: it starts again as a new group.
                     g.max_time = i64::MIN;
