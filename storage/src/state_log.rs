@@ -50,6 +50,10 @@ pub const CHUNK_BYTES: usize = 4096;
 /// snapshot replaces it, so that small states do not snapshot every commit.
 pub const MIN_LOG_BYTES: u64 = 16 << 10;
 
+/// How much of a snapshot is serialized before its chunks go into the
+/// batch.
+const SNAPSHOT_BUF_BYTES: usize = 16 * CHUNK_BYTES;
+
 const LOG_TAG: u8 = 0xff;
 const PUT: u8 = 1;
 const DELETE: u8 = 0;
@@ -193,7 +197,8 @@ impl StateLog {
             push_write(&mut self.buf, key, value.as_deref());
         }
         self.logged += self.buf.len() as u64;
-        self.put_chunks(batch);
+        let seq = self.take_seq();
+        self.put_chunks(seq, &mut 0, true, batch);
     }
 
     /// Adds to `batch` a snapshot of every live entry, replacing all that
@@ -205,27 +210,49 @@ impl StateLog {
         batch: &mut WriteBatch,
     ) -> Result<()> {
         store.delete_prefix_into(&self.prefix, batch)?;
+        let seq = self.take_seq();
+        let mut chunk = 0;
+        let mut bytes = 0;
         self.buf.clear();
         for (key, value) in entries {
+            let before = self.buf.len();
             push_write(&mut self.buf, key, Some(value));
+            bytes += (self.buf.len() - before) as u64;
+            // Into the batch as it goes: a snapshot of a large table is
+            // not held whole a second time.
+            if self.buf.len() >= SNAPSHOT_BUF_BYTES {
+                self.put_chunks(seq, &mut chunk, false, batch);
+            }
         }
-        self.snapshot = self.buf.len() as u64;
-        self.logged = self.snapshot;
-        self.put_chunks(batch);
+        self.put_chunks(seq, &mut chunk, true, batch);
+        self.snapshot = bytes;
+        self.logged = bytes;
         Ok(())
     }
 
-    /// Stores `buf` as the chunks of the next sequence.
-    fn put_chunks(&mut self, batch: &mut WriteBatch) {
-        let seq = self.next_seq;
+    /// The sequence number of a new commit.
+    fn take_seq(&mut self) -> u64 {
         self.next_seq += 1;
-        for (i, chunk) in self.buf.chunks(CHUNK_BYTES).enumerate() {
+        self.next_seq - 1
+    }
+
+    /// Moves the whole chunks at the front of `buf` (all of it when
+    /// `last`) into `batch` as sequence `seq`'s chunks from `*chunk` on.
+    fn put_chunks(&mut self, seq: u64, chunk: &mut u32, last: bool, batch: &mut WriteBatch) {
+        let len = if last {
+            self.buf.len()
+        } else {
+            self.buf.len() - self.buf.len() % CHUNK_BYTES
+        };
+        for bytes in self.buf[..len].chunks(CHUNK_BYTES) {
             let mut key = self.prefix.clone();
             key.push(LOG_TAG);
             key.extend_from_slice(&seq.to_be_bytes());
-            key.extend_from_slice(&u32::try_from(i).unwrap_or(u32::MAX).to_be_bytes());
-            batch.put(key, chunk.to_vec());
+            key.extend_from_slice(&chunk.to_be_bytes());
+            batch.put(key, bytes.to_vec());
+            *chunk = chunk.saturating_add(1);
         }
+        self.buf.drain(..len);
     }
 }
 
@@ -343,6 +370,32 @@ mod tests {
         commit(&store, batch);
         let err = StateLog::open(&store, "q").unwrap_err();
         assert_eq!(err.sqlstate(), "XX001", "{err}");
+    }
+
+    #[test]
+    fn a_snapshot_larger_than_its_buffer_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let (mut log, _) = StateLog::open(&store, "q").unwrap();
+        let live: Vec<(Vec<u8>, Vec<u8>)> = (0..200u16)
+            .map(|i| {
+                (
+                    vec![0, (i >> 8) as u8, i as u8],
+                    vec![i as u8; 1000 + usize::from(i)],
+                )
+            })
+            .collect();
+        let mut batch = WriteBatch::new();
+        log.write_snapshot(&store, pairs(&live), &mut batch)
+            .unwrap();
+        commit(&store, batch);
+        let (reopened, entries) = StateLog::open(&store, "q").unwrap();
+        assert_eq!(entries.into_iter().collect::<Vec<_>>(), live);
+        assert_eq!(
+            reopened.snapshot, log.snapshot,
+            "the size a snapshot counts"
+        );
+        assert!(log.snapshot > SNAPSHOT_BUF_BYTES as u64);
     }
 
     #[derive(Debug, Clone)]
