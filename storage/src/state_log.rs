@@ -196,9 +196,8 @@ impl StateLog {
         for (key, value) in writes {
             push_write(&mut self.buf, key, value.as_deref());
         }
-        self.logged += self.buf.len() as u64;
         let seq = self.take_seq();
-        self.put_chunks(seq, &mut 0, true, batch);
+        self.logged += self.put_chunks(seq, &mut 0, true, batch);
     }
 
     /// Adds to `batch` a snapshot of every live entry, replacing all that
@@ -215,16 +214,14 @@ impl StateLog {
         let mut bytes = 0;
         self.buf.clear();
         for (key, value) in entries {
-            let before = self.buf.len();
             push_write(&mut self.buf, key, Some(value));
-            bytes += (self.buf.len() - before) as u64;
             // Into the batch as it goes: a snapshot of a large table is
             // not held whole a second time.
             if self.buf.len() >= SNAPSHOT_BUF_BYTES {
-                self.put_chunks(seq, &mut chunk, false, batch);
+                bytes += self.put_chunks(seq, &mut chunk, false, batch);
             }
         }
-        self.put_chunks(seq, &mut chunk, true, batch);
+        bytes += self.put_chunks(seq, &mut chunk, true, batch);
         self.snapshot = bytes;
         self.logged = bytes;
         Ok(())
@@ -237,8 +234,9 @@ impl StateLog {
     }
 
     /// Moves the whole chunks at the front of `buf` (all of it when
-    /// `last`) into `batch` as sequence `seq`'s chunks from `*chunk` on.
-    fn put_chunks(&mut self, seq: u64, chunk: &mut u32, last: bool, batch: &mut WriteBatch) {
+    /// `last`) into `batch` as sequence `seq`'s chunks from `*chunk` on;
+    /// returns the bytes moved.
+    fn put_chunks(&mut self, seq: u64, chunk: &mut u32, last: bool, batch: &mut WriteBatch) -> u64 {
         let len = if last {
             self.buf.len()
         } else {
@@ -253,6 +251,7 @@ impl StateLog {
             *chunk = chunk.saturating_add(1);
         }
         self.buf.drain(..len);
+        len as u64
     }
 }
 
