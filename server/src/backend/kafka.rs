@@ -41,6 +41,8 @@ use tracing::{debug, info, warn};
 
 use super::{LogBackend, TopicSpec};
 
+mod batch;
+
 /// How long a metadata, watermark or admin request may take before the
 /// operation fails.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -784,121 +786,125 @@ impl KafkaLog {
                 FIRST_RECORD_WAIT
             };
         let mut asked_broker = quick;
-        while out.len() - start < max {
+        let mut batch = Vec::new();
+        loop {
+            let want = max - (out.len() - start);
+            if want == 0 {
+                break;
+            }
             let got = out.len() > start;
-            let timeout = if got {
-                Duration::ZERO
-            } else {
-                deadline.saturating_duration_since(Instant::now())
-            };
-            match reader.consumer.poll(timeout) {
-                Some(Ok(msg)) => {
-                    let Ok(offset) = u64::try_from(msg.offset()) else {
-                        continue;
-                    };
-                    reader.at_eof = false;
-                    if offset < from {
-                        continue;
-                    }
-                    reader.next = offset + 1;
-                    out.push(Record {
-                        offset,
-                        timestamp: msg.timestamp().to_millis().unwrap_or(0),
-                        key: msg.key().map(<[u8]>::to_vec),
-                        value: msg.payload().map(<[u8]>::to_vec),
-                    });
-                }
-                Some(Err(KafkaError::PartitionEOF(_))) => {
-                    // An end reported before this process appended more
-                    // (the event waited in the queue) is stale. Compared
-                    // with the consumer's position, which is past the
-                    // transaction markers no record stands for.
-                    let position = fetch_position(reader, topic, partition).max(reader.next);
-                    if !got && self.known_end(topic, partition) > position {
-                        continue;
-                    }
-                    if !got {
-                        // Past markers: read on from there.
-                        reader.next = position;
-                    }
-                    reader.at_eof = true;
+            // Whatever is already fetched; with nothing yet, wait for one
+            // record (a batch call waits until the batch is full).
+            batch::consume(&reader.consumer, Duration::ZERO, want, &mut batch);
+            let timeout = deadline.saturating_duration_since(Instant::now());
+            if batch.is_empty() && !got && !timeout.is_zero() {
+                batch::consume(&reader.consumer, timeout, 1, &mut batch);
+            }
+            if batch.is_empty() {
+                if got {
                     break;
                 }
-                Some(Err(e)) => {
-                    // Only a topic or partition that is really gone fails
-                    // the read; anything else (a broker away) is retried by
-                    // librdkafka while the caller reads again.
-                    if e.rdkafka_error_code().is_some_and(is_unknown_topic) {
-                        if let Err(gone) = self.check_partition(topic, partition) {
-                            if !matches!(
-                                gone,
-                                StorageError::Internal(_) | StorageError::Unavailable(_)
-                            ) {
-                                return Err(gone);
+                if Instant::now() < deadline {
+                    continue;
+                }
+                if asked_broker {
+                    break;
+                }
+                // Nothing arrived: wait longer only if the broker has
+                // records for us (a reader still connecting).
+                asked_broker = true;
+                let p = kafka_partition(partition)?;
+                let end = reader
+                    .consumer
+                    .fetch_watermarks(topic, p, END_CHECK_TIMEOUT)
+                    .map_err(|e| kafka_error("read offsets", e))
+                    .and_then(|(low, high)| {
+                        let low = u64::try_from(low).unwrap_or(0);
+                        let high = u64::try_from(high).unwrap_or(0);
+                        self.end_of(topic, partition, low, high)
+                    });
+                match end {
+                    Ok(end) if end <= from => {
+                        // Known to be at the end now: later reads need not
+                        // wait for the consumer's own end event (it comes
+                        // with the next empty fetch, up to
+                        // `fetch.wait.max.ms` later).
+                        reader.at_eof = true;
+                        break;
+                    }
+                    Ok(_) => deadline = Instant::now() + KNOWN_RECORDS_WAIT,
+                    Err(e) => {
+                        // No records this time; the caller reads again.
+                        debug!(topic, partition, error = %e, "cannot read kafka offsets");
+                        break;
+                    }
+                }
+                continue;
+            }
+            // Every taken message is handled (the consumer has moved past
+            // them): an end or an error stops the read only after the batch.
+            let mut stop = false;
+            for msg in batch.drain(..) {
+                match msg.error() {
+                    None => {
+                        let Ok(offset) = u64::try_from(msg.offset()) else {
+                            continue;
+                        };
+                        reader.at_eof = false;
+                        if offset < from {
+                            continue;
+                        }
+                        reader.next = offset + 1;
+                        out.push(Record {
+                            offset,
+                            timestamp: msg.timestamp().unwrap_or(0),
+                            key: msg.key().map(<[u8]>::to_vec),
+                            value: msg.payload().map(<[u8]>::to_vec),
+                        });
+                    }
+                    Some(RDKafkaErrorCode::PartitionEOF) => {
+                        // An end reported before this process appended
+                        // more (the event waited in the queue) is stale.
+                        // The end's offset is where the consumer fetches
+                        // next: past the transaction markers no record
+                        // stands for.
+                        let got = out.len() > start;
+                        let position = u64::try_from(msg.offset()).unwrap_or(0).max(reader.next);
+                        if !got && self.known_end(topic, partition) > position {
+                            continue;
+                        }
+                        if !got {
+                            // Past markers: read on from there.
+                            reader.next = position;
+                        }
+                        reader.at_eof = true;
+                        stop = true;
+                    }
+                    Some(code) => {
+                        // Only a topic or partition that is really gone
+                        // fails the read; anything else (a broker away) is
+                        // retried by librdkafka while the caller reads again.
+                        if is_unknown_topic(code) {
+                            if let Err(gone) = self.check_partition(topic, partition) {
+                                if !matches!(
+                                    gone,
+                                    StorageError::Internal(_) | StorageError::Unavailable(_)
+                                ) {
+                                    return Err(gone);
+                                }
                             }
                         }
-                    }
-                    warn!(topic, partition, error = %e, "kafka consumer error");
-                    if got {
-                        break;
+                        warn!(topic, partition, error = %msg.error_text(), "kafka consumer error");
+                        stop |= out.len() > start;
                     }
                 }
-                None if got => break,
-                None if Instant::now() < deadline => {}
-                None => {
-                    if asked_broker {
-                        break;
-                    }
-                    // Nothing arrived: wait longer only if the broker has
-                    // records for us (a reader still connecting).
-                    asked_broker = true;
-                    let p = kafka_partition(partition)?;
-                    let end = reader
-                        .consumer
-                        .fetch_watermarks(topic, p, END_CHECK_TIMEOUT)
-                        .map_err(|e| kafka_error("read offsets", e))
-                        .and_then(|(low, high)| {
-                            let low = u64::try_from(low).unwrap_or(0);
-                            let high = u64::try_from(high).unwrap_or(0);
-                            self.end_of(topic, partition, low, high)
-                        });
-                    match end {
-                        Ok(end) if end <= from => {
-                            // Known to be at the end now: later reads need
-                            // not wait for the consumer's own end event (it
-                            // comes with the next empty fetch, up to
-                            // `fetch.wait.max.ms` later).
-                            reader.at_eof = true;
-                            break;
-                        }
-                        Ok(_) => deadline = Instant::now() + KNOWN_RECORDS_WAIT,
-                        Err(e) => {
-                            // No records this time; the caller reads again.
-                            debug!(topic, partition, error = %e, "cannot read kafka offsets");
-                            break;
-                        }
-                    }
-                }
+            }
+            if stop {
+                break;
             }
         }
         Ok(())
     }
-}
-
-/// The offset the reader's consumer fetches next (0 if unknown).
-fn fetch_position(reader: &Reader, topic: &str, partition: u32) -> u64 {
-    let Ok(p) = kafka_partition(partition) else {
-        return 0;
-    };
-    reader
-        .consumer
-        .position()
-        .ok()
-        .and_then(|tpl| match tpl.find_partition(topic, p)?.offset() {
-            Offset::Offset(o) => u64::try_from(o).ok(),
-            _ => None,
-        })
-        .unwrap_or(0)
 }
 
 /// Points the reader's consumer at `from` of the partition. A reassignment
