@@ -22,18 +22,18 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use futures::executor::block_on;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 use rill_storage::log::validate_topic_name;
 use rill_storage::{Record, RecordRef, Result, Retention, StorageError};
@@ -96,7 +96,7 @@ pub struct KafkaLog {
     consumer_config: ClientConfig,
     /// `message.max.bytes` of the producer, for size errors.
     message_max_bytes: u64,
-    producer: FutureProducer,
+    producer: Arc<KafkaProducer>,
     admin: AdminClient<DefaultClientContext>,
     readers: Mutex<ReaderPool>,
     /// The highest end offset per partition this process knows of (its own
@@ -114,7 +114,7 @@ pub struct KafkaLog {
     /// Settings of the producer, for the transactional ones.
     producer_config: ClientConfig,
     /// A transactional producer per exactly-once writer.
-    transactions: Mutex<HashMap<String, FutureProducer>>,
+    transactions: Mutex<HashMap<String, Arc<KafkaProducer>>>,
 }
 
 impl std::fmt::Debug for KafkaLog {
@@ -122,6 +122,72 @@ impl std::fmt::Debug for KafkaLog {
         f.debug_struct("KafkaLog")
             .field("brokers", &self.brokers)
             .finish_non_exhaustive()
+    }
+}
+
+/// The producers: every record's delivery report goes to the tally of the
+/// append that sent it (no future or channel per record).
+type KafkaProducer = ThreadedProducer<DeliveryContext>;
+
+/// The producers' context: counts each delivery into its append's
+/// [`Deliveries`] (called on the producer's polling thread).
+struct DeliveryContext;
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Arc<Deliveries>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, deliveries: Arc<Deliveries>) {
+        let mut tally = lock(&deliveries.tally);
+        match result {
+            Ok(msg) => tally.last = tally.last.max(u64::try_from(msg.offset()).ok()),
+            Err((e, msg)) => {
+                if tally.error.is_none() {
+                    let bytes =
+                        msg.key().map_or(0, <[u8]>::len) + msg.payload().map_or(0, <[u8]>::len);
+                    tally.error = Some((e.clone(), bytes));
+                }
+            }
+        }
+        tally.delivered += 1;
+        if tally.awaited.is_some_and(|n| tally.delivered >= n) {
+            deliveries.settled.notify_all();
+        }
+    }
+}
+
+/// The delivery reports of one append so far.
+#[derive(Default)]
+struct Deliveries {
+    tally: Mutex<Tally>,
+    settled: Condvar,
+}
+
+#[derive(Default)]
+struct Tally {
+    delivered: usize,
+    /// How many records the appending thread waits for, once all are sent.
+    awaited: Option<usize>,
+    /// The highest offset written.
+    last: Option<u64>,
+    /// The first failure and the size of its record.
+    error: Option<(KafkaError, usize)>,
+}
+
+impl Deliveries {
+    /// Waits until `sent` records were reported on (librdkafka reports
+    /// every record, at the latest when `message.timeout.ms` has passed).
+    fn wait_for(&self, sent: usize) -> MutexGuard<'_, Tally> {
+        let mut tally = lock(&self.tally);
+        tally.awaited = Some(sent);
+        while tally.delivered < sent {
+            tally = self
+                .settled
+                .wait(tally)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+        tally
     }
 }
 
@@ -320,7 +386,9 @@ impl KafkaLog {
         let invalid = |e: KafkaError| {
             StorageError::InvalidArgument(format!("invalid Kafka client settings: {e}"))
         };
-        let producer: FutureProducer = producer_config.create().map_err(invalid)?;
+        let producer: KafkaProducer = producer_config
+            .create_with_context(DeliveryContext)
+            .map_err(invalid)?;
         let admin: AdminClient<DefaultClientContext> = admin_config.create().map_err(invalid)?;
         // Validate the reader settings now rather than at the first read.
         let _: BaseConsumer = consumer_config.create().map_err(invalid)?;
@@ -348,7 +416,7 @@ impl KafkaLog {
             brokers: brokers.to_string(),
             consumer_config,
             message_max_bytes,
-            producer,
+            producer: Arc::new(producer),
             admin,
             readers: Mutex::new(ReaderPool {
                 idle: HashMap::new(),
@@ -366,23 +434,24 @@ impl KafkaLog {
 
     /// The transactional producer of `writer`, created (and its earlier
     /// incarnations fenced, their open transaction aborted) on first use.
-    fn transactional(&self, writer: &str) -> Result<FutureProducer> {
+    fn transactional(&self, writer: &str) -> Result<Arc<KafkaProducer>> {
         let mut producers = lock(&self.transactions);
         if let Some(p) = producers.get(writer) {
-            return Ok(p.clone());
+            return Ok(Arc::clone(p));
         }
-        let producer: FutureProducer = self
+        let producer: KafkaProducer = self
             .producer_config
             .clone()
             .set("transactional.id", writer)
-            .create()
+            .create_with_context(DeliveryContext)
             .map_err(|e| {
                 kafka_call_error(format_args!("create transactional producer {writer}"), &e)
             })?;
         producer
             .init_transactions(TRANSACTION_TIMEOUT)
             .map_err(|e| kafka_call_error(format_args!("start transactions of {writer}"), &e))?;
-        producers.insert(writer.to_string(), producer.clone());
+        let producer = Arc::new(producer);
+        producers.insert(writer.to_string(), Arc::clone(&producer));
         Ok(producer)
     }
 
@@ -411,7 +480,7 @@ impl KafkaLog {
     /// returns the end offset after them.
     fn append_with(
         &self,
-        producer: &FutureProducer,
+        producer: &KafkaProducer,
         topic: &str,
         partition: u32,
         records: &[RecordRef<'_>],
@@ -420,62 +489,46 @@ impl KafkaLog {
             return self.end_offset(topic, partition);
         }
         let p = kafka_partition(partition)?;
-        let mut pending = Vec::with_capacity(records.len());
+        let deliveries = Arc::new(Deliveries::default());
+        let mut sent = 0;
         let mut first_error = None;
         for rec in records {
-            let bytes = rec.key.map_or(0, <[u8]>::len) + rec.value.map_or(0, <[u8]>::len);
-            let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-                .partition(p)
-                .timestamp(kafka_timestamp(rec.timestamp));
+            let mut br: BaseRecord<'_, [u8], [u8], Arc<Deliveries>> =
+                BaseRecord::with_opaque_to(topic, Arc::clone(&deliveries))
+                    .partition(p)
+                    .timestamp(kafka_timestamp(rec.timestamp));
             if let Some(key) = rec.key {
-                fr = fr.key(key);
+                br = br.key(key);
             }
             if let Some(value) = rec.value {
-                fr = fr.payload(value);
+                br = br.payload(value);
             }
             let queued = loop {
-                match producer.send_result(fr) {
-                    Ok(delivery) => break Ok(delivery),
+                match producer.send(br) {
+                    Ok(()) => break Ok(()),
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                         // The local queue drains as the broker acknowledges.
-                        fr = back;
+                        br = back;
                         thread::sleep(Duration::from_millis(5));
                     }
                     Err((e, _)) => break Err(e),
                 }
             };
-            match queued {
-                Ok(delivery) => pending.push(delivery),
-                Err(e) => {
-                    first_error = Some(self.produce_error(topic, partition, bytes, &e));
-                    break;
-                }
+            if let Err(e) = queued {
+                let bytes = rec.key.map_or(0, <[u8]>::len) + rec.value.map_or(0, <[u8]>::len);
+                first_error = Some(self.produce_error(topic, partition, bytes, &e));
+                break;
             }
+            sent += 1;
         }
-        let mut last = None;
-        for (i, delivery) in pending.into_iter().enumerate() {
-            match block_on(delivery) {
-                Ok(Ok(d)) => last = last.max(u64::try_from(d.offset).ok()),
-                Ok(Err((e, _))) => {
-                    if first_error.is_none() {
-                        let rec = records.get(i);
-                        let bytes = rec.map_or(0, |r| {
-                            r.key.map_or(0, <[u8]>::len) + r.value.map_or(0, <[u8]>::len)
-                        });
-                        first_error = Some(self.produce_error(topic, partition, bytes, &e));
-                    }
-                }
-                Err(_) => {
-                    first_error.get_or_insert_with(|| {
-                        StorageError::Internal("kafka: the producer closed during an append".into())
-                    });
-                }
-            }
-        }
+        let tally = deliveries.wait_for(sent);
         if let Some(e) = first_error {
             return Err(e);
         }
-        let Some(last) = last else {
+        if let Some((e, bytes)) = &tally.error {
+            return Err(self.produce_error(topic, partition, *bytes, e));
+        }
+        let Some(last) = tally.last else {
             return Err(StorageError::Internal(format!(
                 "kafka: no delivery report for topic \"{topic}\" partition {partition}"
             )));
@@ -1481,6 +1534,39 @@ mod tests {
             matches!(err, StorageError::UnknownPartition { partitions: 2, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_append_waits_for_every_delivery_and_reports_a_record_too_large() {
+        let (_cluster, log) = setup(1, &[("sized", 1)]);
+        let values: Vec<String> = (0..5000).map(|i| format!("v{i}")).collect();
+        let refs: Vec<RecordRef<'_>> = values
+            .iter()
+            .map(|v| rec(1, None, Some(v.as_str())))
+            .collect();
+        assert_eq!(log.append("sized", 0, &refs).unwrap(), 5000);
+
+        let huge = "x".repeat(2_000_000);
+        let err = log
+            .append("sized", 0, &[rec(1, None, Some(&huge))])
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StorageError::RecordTooLarge {
+                    bytes: 2_000_000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            log.append("sized", 0, &[rec(2, None, Some("after"))])
+                .unwrap(),
+            5001
+        );
+        let got = read_until(&log, "sized", 0, 4999, 5001, 10);
+        assert_eq!(got[1].value.as_deref(), Some(&b"after"[..]));
     }
 
     #[test]
