@@ -107,6 +107,21 @@ fn value_options(rel: &RelationDesc) -> Result<FormatOptions> {
     Ok(o)
 }
 
+/// Whether records of `a` and `b` encode their values alike: the same
+/// value columns (names and types, in the same places of the row) in JSON
+/// objects. A canonical value read from one is then what the other writes.
+pub fn same_value_encoding(a: &RelationDesc, b: &RelationDesc) -> bool {
+    let json = |r: &RelationDesc| {
+        FormatKind::parse(&r.format.value_format).is_ok_and(|k| k == FormatKind::Json)
+    };
+    let (sa, sb) = (Sides::of(a), Sides::of(b));
+    json(a)
+        && json(b)
+        && sa.value == sb.value
+        && sa.value_idx == sb.value_idx
+        && a.format.wrap_single_value == b.format.wrap_single_value
+}
+
 /// A relation's columns split into the record's sides: positions and
 /// (name, type) of the key columns, then of the value columns. Window
 /// bounds are in neither: they travel as trailing key bytes.
@@ -285,6 +300,34 @@ impl RecordCodec {
         encoded
     }
 
+    /// Like [`RecordCodec::encode_into`], but with `value` as the record's
+    /// value: bytes this codec's value encoder writes for the row's values
+    /// (a canonical record read by a codec of the same value encoding, see
+    /// [`same_value_encoding`]).
+    pub fn encode_into_with_value(
+        &mut self,
+        row: &[Value],
+        value: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<KeyValueAt> {
+        let (key, _) = self.encode_into(row, true, out)?;
+        let value_start = out.len();
+        out.extend_from_slice(value);
+        Ok((key, Some(value_start..out.len())))
+    }
+
+    /// From now on, tell whether each record's value is exactly what this
+    /// codec's encoder writes for it ([`RecordCodec::value_canonical`]).
+    /// Returns whether the value format can tell (JSON).
+    pub fn check_canonical_values(&mut self) -> bool {
+        self.value_dec.check_canonical()
+    }
+
+    /// Whether the value of the last record decoded was canonical.
+    pub fn value_canonical(&self) -> bool {
+        self.value_dec.canonical()
+    }
+
     fn encode_parts(
         &mut self,
         row: &[Value],
@@ -426,7 +469,7 @@ impl RecordCodec {
         row.push(Value::BigInt(time));
         row.push(Value::Int(partition as i32));
         row.push(Value::BigInt(rec.offset as i64));
-        Ok(Some(Change { row, time, diff }))
+        Ok(Some(Change::new(row, time, diff)))
     }
 
     /// The event time the `timestamp` column gives for a row: `None` without

@@ -329,6 +329,10 @@ pub(crate) struct JsonDecoder {
     hints: Vec<u32>,
     unwrapped: bool,
     ctx: Ctx,
+    /// Whether to tell canonical records (see [`JsonDecoder::canonical`]).
+    check_canonical: bool,
+    /// The last record decoded was canonical.
+    canonical: bool,
 }
 
 /// Field positions past this are looked up without hints.
@@ -362,7 +366,23 @@ impl JsonDecoder {
                 error: None,
                 scratch: Vec::new(),
             },
+            check_canonical: false,
+            canonical: false,
         })
+    }
+
+    /// From now on, tell whether each record decoded is exactly what
+    /// [`JsonEncoder`] writes for its values (an object of every column by
+    /// its name, in order, without whitespace, each value in the encoder's
+    /// form), so that it can be written on as it is.
+    pub(crate) fn check_canonical(&mut self) {
+        self.check_canonical = true;
+    }
+
+    /// Whether the last record decoded was canonical (always false unless
+    /// [`JsonDecoder::check_canonical`] was called).
+    pub(crate) fn canonical(&self) -> bool {
+        self.canonical
     }
 
     pub(crate) fn decode(&mut self, bytes: &[u8], out: &mut Vec<Value>) -> Result<(), FormatError> {
@@ -371,20 +391,22 @@ impl JsonDecoder {
             out.resize(base + self.columns.len(), Value::Null);
             let slots = &mut out[base..];
             let (lookup, scratch) = (&self.lookup, &mut self.ctx.scratch);
-            if flat::decode(
+            let names = self.check_canonical.then_some(self.names.as_slice());
+            if let Some(canonical) = flat::decode(
                 bytes,
                 lookup,
                 &mut self.hints,
                 &self.columns,
                 slots,
                 scratch,
-            )
-            .is_some()
-            {
+                names,
+            ) {
+                self.canonical = canonical;
                 return Ok(());
             }
             out.truncate(base);
         }
+        self.canonical = false;
         self.decode_serde(bytes, out)
     }
 

@@ -411,6 +411,29 @@ impl Decoder {
         result
     }
 
+    /// From now on, tell whether each record decoded is exactly what the
+    /// encoder of the same format and columns writes for its values, so it
+    /// can be written on as it was read. Only JSON tells; returns whether
+    /// this decoder does.
+    pub fn check_canonical(&mut self) -> bool {
+        match &mut self.inner {
+            DecoderImpl::Json(d) => {
+                d.check_canonical();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether the last record decoded was canonical (see
+    /// [`Decoder::check_canonical`]).
+    pub fn canonical(&self) -> bool {
+        match &self.inner {
+            DecoderImpl::Json(d) => d.canonical(),
+            _ => false,
+        }
+    }
+
     /// Like [`Decoder::decode`], but also takes a missing side (`None`):
     /// as Kafka's deserializers and ksqlDB read it, every column is then
     /// NULL (a stream record without a key has NULL key columns). The

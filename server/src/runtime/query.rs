@@ -143,9 +143,18 @@ impl QueryTask {
         status
             .state_entries
             .store(pipeline.state_size() as u64, Ordering::Relaxed);
+        let mut inputs = Inputs::try_new(engine, &sources, offsets, &pipeline)?;
+        // Output records that are the input's unchanged are written on as
+        // they were read, where they are what the sink would write anyway.
+        let streams = sink_rel.kind == RelationKind::Stream
+            && sources.iter().all(|s| s.kind == RelationKind::Stream);
+        if streams && pipeline.passes_rows_through(sink_rel.columns.len()) {
+            let raw = inputs.keep_raw_values(&sources, &sink_rel);
+            debug!(query = %desc.id, raw, "output records are the input's");
+        }
         Ok(QueryTask {
             engine: engine.clone(),
-            inputs: Inputs::try_new(engine, &sources, offsets, &pipeline)?,
+            inputs,
             desc,
             pipeline,
             state_log,

@@ -181,19 +181,28 @@ impl Sink {
                 );
                 n += 1;
             } else if c.diff > 0 {
-                self.push_record(&c.row, c.time, false);
+                self.push_record(&c.row, c.raw.as_deref(), c.time, false);
                 n += 1;
             }
         }
         n
     }
 
-    fn push_record(&mut self, row: &[Value], time: i64, tombstone: bool) {
+    /// Buffers the record of `row`; with `raw`, that is its value as it
+    /// was read (see [`Change::raw`]), not encoded again.
+    fn push_record(&mut self, row: &[Value], raw: Option<&[u8]>, time: i64, tombstone: bool) {
         let Some((_, partitions)) = &self.topic else {
             return;
         };
         let partitions = *partitions;
-        match self.codec.encode_into(row, tombstone, &mut self.bytes) {
+        let encoded = match raw {
+            Some(value) if !tombstone => {
+                self.codec
+                    .encode_into_with_value(row, value, &mut self.bytes)
+            }
+            _ => self.codec.encode_into(row, tombstone, &mut self.bytes),
+        };
+        match encoded {
             Ok((key, value)) => {
                 let key_bytes = key.clone().and_then(|k| self.bytes.get(k));
                 let partition = self.codec.partition(key_bytes, partitions);
@@ -268,7 +277,7 @@ impl Sink {
                     v
                 });
                 writes.push((key, value));
-                self.push_record(&change.row, change.time, !change.live);
+                self.push_record(&change.row, None, change.time, !change.live);
             }
             // After the writes: a delete applied after a put of the same key
             // removes it, so a row written already expired is not kept.

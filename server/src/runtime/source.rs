@@ -35,6 +35,8 @@ pub struct SourceReader {
     /// Whether the last read came up short in every partition (it may
     /// have reached their ends).
     short: bool,
+    /// Changes keep the value bytes of canonical records ([`Change::raw`]).
+    keep_raw: bool,
 }
 
 impl SourceReader {
@@ -53,6 +55,7 @@ impl SourceReader {
             records: Vec::new(),
             skipped: false,
             short: false,
+            keep_raw: false,
         })
     }
 
@@ -94,11 +97,16 @@ impl SourceReader {
                 Err(e) => return Err(e.into()),
             };
             self.short &= self.records.len() < max;
-            for rec in &self.records {
+            for rec in &mut self.records {
                 *offset = rec.offset + 1;
                 got += 1;
                 match self.codec.decode(p, rec) {
-                    Ok(Some(c)) => out.push(c),
+                    Ok(Some(mut c)) => {
+                        if self.keep_raw && self.codec.value_canonical() {
+                            c.raw = rec.value.take();
+                        }
+                        out.push(c);
+                    }
                     Ok(None) => {}
                     Err(error) => on_bad(BadRecord {
                         partition: p,
@@ -170,6 +178,23 @@ impl Inputs {
             is_table,
             merged: Vec::new(),
         })
+    }
+
+    /// Makes the only input's changes keep the value bytes of records
+    /// that are exactly what `sink`'s encoder writes for them, for a query
+    /// whose output records are its input's unchanged (see
+    /// [`Change::raw`]). Returns whether they will (one input, of the same
+    /// value encoding as the sink, in a format that can tell).
+    pub fn keep_raw_values(&mut self, rels: &[RelationDesc], sink: &RelationDesc) -> bool {
+        let [rel] = rels else {
+            return false;
+        };
+        let [reader] = self.readers.as_mut_slice() else {
+            return false;
+        };
+        reader.keep_raw =
+            crate::record::same_value_encoding(rel, sink) && reader.codec.check_canonical_values();
+        reader.keep_raw
     }
 
     /// Reads one round: up to `max` records per partition of each input,

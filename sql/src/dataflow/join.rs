@@ -253,7 +253,7 @@ fn index(side: Side) -> usize {
 }
 
 fn emit(out: &mut Vec<Change>, row: Row, time: i64, diff: i32) {
-    out.push(Change { row, time, diff });
+    out.push(Change::new(row, time, diff));
 }
 
 // ---------------------------------------------------------------- tables

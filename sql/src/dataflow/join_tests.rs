@@ -373,14 +373,7 @@ fn table_writes(inputs: usize) -> impl Strategy<Value = Vec<(usize, Change)>> {
                     vec![pk, Value::Int(val)]
                 };
                 let diff = if delete { -1 } else { 1 };
-                (
-                    input,
-                    Change {
-                        row,
-                        time: t as i64,
-                        diff,
-                    },
-                )
+                (input, Change::new(row, t as i64, diff))
             })
             .collect()
     })

@@ -30,19 +30,30 @@ pub struct Change {
     /// Event time in ms.
     pub time: i64,
     pub diff: i32,
+    /// The encoded value of the record this change was read from, kept
+    /// only where the query's output records are its input's unchanged
+    /// (the source reader decides, see `passes_rows_through`). Operators
+    /// that make a new row drop it; filters and a projection of the
+    /// leading columns keep it.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl Change {
-    pub fn insert(row: Row, time: i64) -> Change {
-        Change { row, time, diff: 1 }
-    }
-
-    pub fn retract(row: Row, time: i64) -> Change {
+    pub fn new(row: Row, time: i64, diff: i32) -> Change {
         Change {
             row,
             time,
-            diff: -1,
+            diff,
+            raw: None,
         }
+    }
+
+    pub fn insert(row: Row, time: i64) -> Change {
+        Change::new(row, time, 1)
+    }
+
+    pub fn retract(row: Row, time: i64) -> Change {
+        Change::new(row, time, -1)
     }
 }
 
@@ -292,6 +303,32 @@ impl Pipeline {
             Some(Part::Join(j)) => j.restore(rest, value),
             None => Ok(()),
         }
+    }
+
+    /// Whether every output row is an input row unchanged but cut to
+    /// `width` columns (or dropped): one input, and only filters and a
+    /// projection of the leading `width` columns. Such a query's output
+    /// records may be its input's records as they were read ([`Change::raw`]).
+    pub fn passes_rows_through(&self, width: usize) -> bool {
+        let leading = |p: &project::Project| {
+            p.exprs.len() == width
+                && p.exprs
+                    .iter()
+                    .enumerate()
+                    .all(|(i, e)| matches!(e, crate::expr::Expr::Column(c) if *c == i))
+        };
+        self.joins.is_empty()
+            && self.inputs.len() == 1
+            && self
+                .inputs
+                .iter()
+                .flatten()
+                .chain(&self.operators)
+                .all(|op| match op {
+                    Operator::Filter(_) => true,
+                    Operator::Project(p) => leading(p),
+                    Operator::Upsert(_) | Operator::Aggregate(_) => false,
+                })
     }
 
     /// Which columns (of `width`) of input `input` the pipeline reads;

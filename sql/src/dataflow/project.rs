@@ -46,11 +46,7 @@ impl Project {
                     },
                 }
             }
-            out.push(Change {
-                row,
-                time: c.time,
-                diff: c.diff,
-            });
+            out.push(Change::new(row, c.time, c.diff));
         }
     }
 

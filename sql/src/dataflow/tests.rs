@@ -56,7 +56,7 @@ fn parse_changes(text: &str) -> Vec<Change> {
                     None => row.push(parse_value(t)),
                 }
             }
-            Change { row, time, diff }
+            Change::new(row, time, diff)
         })
         .collect()
 }

@@ -16,7 +16,11 @@ use rill_sql::Value;
 use super::{from_bool, from_i64, from_number, parse_text, NameLookup, Node, Scalar};
 
 /// Decodes `bytes` into `slots` (all NULL on entry), one per column.
-/// `None`: not decoded here; `slots` may be partly written.
+/// `None`: not decoded here; `slots` may be partly written. With `names`
+/// (every column's, in order), also says whether `bytes` are exactly what
+/// the encoder writes for the decoded values: each column once, in
+/// order, by its exact name, no whitespace, and every value in the form
+/// the encoder gives it (see [`Cursor::value`]).
 pub(super) fn decode(
     bytes: &[u8],
     lookup: &NameLookup,
@@ -24,11 +28,14 @@ pub(super) fn decode(
     columns: &[Node],
     slots: &mut [Value],
     scratch: &mut Vec<u8>,
-) -> Option<()> {
+    names: Option<&[String]>,
+) -> Option<bool> {
     let mut c = Cursor { bytes, pos: 0 };
-    c.skip_ws();
+    let mut canonical = names.is_some();
+    canonical &= !c.skip_ws();
     c.expect(b'{')?;
-    c.skip_ws();
+    canonical &= !c.skip_ws();
+    let mut fields = 0;
     if c.peek() == Some(b'}') {
         c.pos += 1;
     } else {
@@ -36,24 +43,34 @@ pub(super) fn decode(
         loop {
             c.expect(b'"')?;
             let key = c.plain_bytes()?;
-            c.skip_ws();
+            if canonical {
+                canonical = names
+                    .and_then(|n| n.get(fields))
+                    .is_some_and(|name| name.as_bytes() == key);
+            }
+            fields += 1;
+            canonical &= !c.skip_ws();
             c.expect(b':')?;
-            c.skip_ws();
+            canonical &= !c.skip_ws();
             let slot = lookup.get_bytes(key, hints.next())?;
             match slot.and_then(|i| Some((slots.get_mut(i)?, columns.get(i)?))) {
-                Some((slot, node)) => c.value(node, scratch, slot)?,
-                None => c.skip_value()?,
+                Some((slot, node)) => canonical &= c.value(node, scratch, slot)?,
+                None => {
+                    c.skip_value()?;
+                    canonical = false;
+                }
             }
-            c.skip_ws();
+            canonical &= !c.skip_ws();
             match c.next()? {
-                b',' => c.skip_ws(),
+                b',' => canonical &= !c.skip_ws(),
                 b'}' => break,
                 _ => return None,
             }
         }
     }
-    c.skip_ws();
-    (c.pos == bytes.len()).then_some(())
+    canonical &= !c.skip_ws();
+    canonical &= names.is_some_and(|n| n.len() == fields);
+    (c.pos == bytes.len()).then_some(canonical)
 }
 
 struct Cursor<'a> {
@@ -81,10 +98,13 @@ impl<'a> Cursor<'a> {
         (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
     }
 
-    fn skip_ws(&mut self) {
+    /// Skips whitespace; says whether there was any.
+    fn skip_ws(&mut self) -> bool {
+        let start = self.pos;
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.pos += 1;
         }
+        self.pos > start
     }
 
     /// After an opening quote: the bytes up to the closing one, if there
@@ -212,17 +232,21 @@ impl<'a> Cursor<'a> {
     /// A column's value into `slot`, converted as the serde path converts
     /// it. Written in place: returning values through `Option`s and
     /// `Result`s cost more than the scan (the moves stall on store
-    /// forwarding).
-    fn value(&mut self, node: &Node, scratch: &mut Vec<u8>, slot: &mut Value) -> Option<()> {
+    /// forwarding). Says whether the encoder writes the value as it was:
+    /// `null`; a string (this scan takes only strings without escapes) for
+    /// STRING; `true` or `false` for BOOLEAN; an integer (taken only in its
+    /// shortest form) for INT, BIGINT or TIMESTAMP. Other values are
+    /// decoded all the same, and re-encoded.
+    fn value(&mut self, node: &Node, scratch: &mut Vec<u8>, slot: &mut Value) -> Option<bool> {
         if self.peek()? == b'n' {
             self.literal(b"null")?;
             *slot = Value::Null;
-            return Some(());
+            return Some(true);
         }
         let Node::Scalar(s) = *node else {
             return None;
         };
-        match self.peek()? {
+        Some(match self.peek()? {
             b'"' => {
                 self.pos += 1;
                 let text = self.plain_string()?;
@@ -230,14 +254,17 @@ impl<'a> Cursor<'a> {
                     Scalar::String => Value::String(Arc::from(text)),
                     _ => parse_text(s, text, scratch).ok()?,
                 };
+                s == Scalar::String
             }
             b't' => {
                 self.literal(b"true")?;
                 *slot = from_bool(s, true).ok()?;
+                s == Scalar::Boolean
             }
             b'f' => {
                 self.literal(b"false")?;
                 *slot = from_bool(s, false).ok()?;
+                s == Scalar::Boolean
             }
             b'-' | b'0'..=b'9' => {
                 let (text, integer) = self.number()?;
@@ -247,10 +274,10 @@ impl<'a> Cursor<'a> {
                     (_, Some(v)) => from_i64(s, v).ok()?,
                     (_, None) => return None,
                 };
+                matches!(s, Scalar::Int | Scalar::BigInt | Scalar::Timestamp)
             }
             _ => return None,
-        }
-        Some(())
+        })
     }
 }
 
@@ -290,11 +317,12 @@ pub(super) fn special_byte(bytes: &[u8]) -> Option<usize> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use proptest::prelude::*;
+    use proptest::strategy::{BoxedStrategy, ValueTree};
     use rill_sql::{DataType, Value};
 
     use super::special_byte;
     use crate::format::cols;
-    use crate::format::json::JsonDecoder;
+    use crate::format::json::{JsonDecoder, JsonEncoder};
     use crate::format::FormatOptions;
 
     #[test]
@@ -343,8 +371,9 @@ mod tests {
             &d.columns,
             &mut slots,
             scratch,
+            None,
         )
-        .map(|()| slots)
+        .map(|_| slots)
     }
 
     #[test]
@@ -470,8 +499,153 @@ mod tests {
             })
     }
 
+    /// Columns of the types whose values a canonical record may hold,
+    /// with two names equal but for case.
+    fn plain_columns() -> Vec<(String, DataType)> {
+        cols(&[
+            ("ID", DataType::BigInt),
+            ("N", DataType::Int),
+            ("S", DataType::String),
+            ("B", DataType::Boolean),
+            ("T", DataType::Timestamp),
+            ("Ab", DataType::String),
+            ("AB", DataType::BigInt),
+        ])
+    }
+
+    /// A value as the encoder writes one of type `t`, or (one in ten)
+    /// anything [`value`] gives.
+    fn typed_value(t: DataType) -> BoxedStrategy<String> {
+        let typed = match t {
+            DataType::Int => any::<i32>().prop_map(|v| v.to_string()).boxed(),
+            DataType::BigInt | DataType::Timestamp => {
+                any::<i64>().prop_map(|v| v.to_string()).boxed()
+            }
+            DataType::Boolean => any::<bool>().prop_map(|v| v.to_string()).boxed(),
+            _ => prop_oneof![9 => "[a-zé€ ]{0,6}", 1 => "[a\"\\\\\u{1}]{1,3}"]
+                .prop_map(|s| serde_json::to_string(&s).unwrap_or_default())
+                .boxed(),
+        };
+        prop_oneof![8 => typed, 1 => Just("null".to_string()), 1 => value()].boxed()
+    }
+
+    /// A record close to what the encoder writes for [`plain_columns`]:
+    /// every column in order by its name, but now and then a field left
+    /// out, a name in other case, whitespace, or a field that is no column.
+    fn nearly_canonical() -> impl Strategy<Value = String> {
+        let columns = plain_columns();
+        let fields: Vec<_> = columns
+            .iter()
+            .map(|(_, t)| {
+                (
+                    prop_oneof![19 => Just(true), 1 => Just(false)],
+                    prop_oneof![19 => Just(false), 1 => Just(true)],
+                    typed_value(t.clone()),
+                    prop_oneof![39 => Just(""), 1 => Just(" ")],
+                )
+            })
+            .collect();
+        let names: Vec<String> = columns.into_iter().map(|(n, _)| n).collect();
+        (
+            fields,
+            prop_oneof![19 => Just(None), 1 => (0..names.len()).prop_map(Some)],
+        )
+            .prop_map(move |(fields, extra)| {
+                let mut parts = Vec::new();
+                for (i, ((keep, lower, v, w), name)) in fields.into_iter().zip(&names).enumerate() {
+                    if extra == Some(i) {
+                        parts.push("\"other\":1".to_string());
+                    }
+                    if keep {
+                        let name = if lower {
+                            name.to_lowercase()
+                        } else {
+                            name.clone()
+                        };
+                        parts.push(format!("\"{name}\":{w}{v}"));
+                    }
+                }
+                format!("{{{}}}", parts.join(","))
+            })
+    }
+
+    /// Whether the decoder calls `doc` canonical, and if so its row.
+    fn canonical_row(doc: &str) -> Option<Vec<Value>> {
+        let mut d =
+            JsonDecoder::try_new(&plain_columns(), None, &FormatOptions::default()).unwrap();
+        d.check_canonical();
+        let mut row = Vec::new();
+        (d.decode(doc.as_bytes(), &mut row).is_ok() && d.canonical()).then_some(row)
+    }
+
+    #[test]
+    fn nearly_canonical_records_are_often_canonical() {
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let strategy = nearly_canonical();
+        let canonical = (0..500)
+            .filter(|_| {
+                let doc = strategy.new_tree(&mut runner).unwrap().current();
+                canonical_row(&doc).is_some()
+            })
+            .count();
+        assert!((50..450).contains(&canonical), "{canonical} of 500");
+    }
+
+    #[test]
+    fn tells_records_the_encoder_writes_as_they_are() {
+        let columns = cols(&[
+            ("ID", DataType::BigInt),
+            ("N", DataType::Int),
+            ("S", DataType::String),
+            ("B", DataType::Boolean),
+            ("T", DataType::Timestamp),
+        ]);
+        let mut d = JsonDecoder::try_new(&columns, None, &FormatOptions::default()).unwrap();
+        d.check_canonical();
+        let canonical = |d: &mut JsonDecoder, doc: &str| {
+            let mut row = Vec::new();
+            d.decode(doc.as_bytes(), &mut row).unwrap();
+            d.canonical()
+        };
+        let doc = r#"{"ID":-42,"N":7,"S":"hé","B":true,"T":1700000000000}"#;
+        assert!(canonical(&mut d, doc));
+        assert!(canonical(
+            &mut d,
+            r#"{"ID":null,"N":null,"S":null,"B":null,"T":null}"#
+        ));
+        for doc in [
+            r#"{"ID":-42,"N":7,"S":"hé","B":true}"#,
+            r#"{"ID":-42,"N":7,"S":"hé","B":true,"T":1,"X":1}"#,
+            r#"{"id":-42,"N":7,"S":"hé","B":true,"T":1}"#,
+            r#"{"N":7,"ID":-42,"S":"hé","B":true,"T":1}"#,
+            r#"{"ID": -42,"N":7,"S":"hé","B":true,"T":1}"#,
+            r#" {"ID":-42,"N":7,"S":"hé","B":true,"T":1}"#,
+            r#"{"ID":"-42","N":7,"S":"hé","B":true,"T":1}"#,
+            r#"{"ID":-42,"N":7,"S":"h\u00e9","B":true,"T":1}"#,
+            r#"{"ID":-42,"N":7,"S":"hé","B":true,"T":"2024-01-02T03:04:05Z"}"#,
+            r#"{"ID":-42,"N":7,"S":1,"B":true,"T":1}"#,
+        ] {
+            assert!(!canonical(&mut d, doc), "{doc}");
+        }
+        // Without the check, nothing is.
+        let mut plain = JsonDecoder::try_new(&columns, None, &FormatOptions::default()).unwrap();
+        assert!(!canonical(&mut plain, doc));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// A record called canonical is byte for byte what the encoder
+        /// writes for its decoded values.
+        #[test]
+        fn canonical_records_encode_to_themselves(doc in nearly_canonical()) {
+            if let Some(row) = canonical_row(&doc) {
+                let e = JsonEncoder::try_new(&plain_columns(), &FormatOptions::default()).unwrap();
+                let mut out = Vec::new();
+                e.encode(&row, &mut out).unwrap();
+                prop_assert_eq!(String::from_utf8(out).unwrap(), doc);
+            }
+        }
 
         /// Whatever the fast path accepts, serde accepts with the same
         /// values: documents in sequence, so hints carry over.
