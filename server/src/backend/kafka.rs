@@ -898,65 +898,82 @@ impl KafkaLog {
             // them): an end or an error stops the read only after the batch.
             let mut stop = false;
             for msg in batch.drain(..) {
-                match msg.error() {
-                    None => {
-                        let Ok(offset) = u64::try_from(msg.offset()) else {
-                            continue;
-                        };
-                        reader.at_eof = false;
-                        if offset < from {
-                            continue;
-                        }
-                        reader.next = offset + 1;
-                        out.push(Record {
-                            offset,
-                            timestamp: msg.timestamp().unwrap_or(0),
-                            key: msg.key().map(<[u8]>::to_vec),
-                            value: msg.payload().map(<[u8]>::to_vec),
-                        });
-                    }
-                    Some(RDKafkaErrorCode::PartitionEOF) => {
-                        // An end reported before this process appended
-                        // more (the event waited in the queue) is stale.
-                        // The end's offset is where the consumer fetches
-                        // next: past the transaction markers no record
-                        // stands for.
-                        let got = out.len() > start;
-                        let position = u64::try_from(msg.offset()).unwrap_or(0).max(reader.next);
-                        if !got && self.known_end(topic, partition) > position {
-                            continue;
-                        }
-                        if !got {
-                            // Past markers: read on from there.
-                            reader.next = position;
-                        }
-                        reader.at_eof = true;
-                        stop = true;
-                    }
-                    Some(code) => {
-                        // Only a topic or partition that is really gone
-                        // fails the read; anything else (a broker away) is
-                        // retried by librdkafka while the caller reads again.
-                        if is_unknown_topic(code) {
-                            if let Err(gone) = self.check_partition(topic, partition) {
-                                if !matches!(
-                                    gone,
-                                    StorageError::Internal(_) | StorageError::Unavailable(_)
-                                ) {
-                                    return Err(gone);
-                                }
-                            }
-                        }
-                        warn!(topic, partition, error = %msg.error_text(), "kafka consumer error");
-                        stop |= out.len() > start;
-                    }
-                }
+                let got = out.len() > start;
+                stop |= self.take_fetched(reader, topic, partition, from, &msg, got, out)?;
             }
             if stop {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Handles one message a read took: a record goes to `out`; the end of
+    /// the partition or an error says the read should stop (after its
+    /// batch: the consumer has moved past every message taken). `got`:
+    /// the read already has records.
+    #[allow(clippy::too_many_arguments)]
+    fn take_fetched(
+        &self,
+        reader: &mut Reader,
+        topic: &str,
+        partition: u32,
+        from: u64,
+        msg: &batch::Fetched,
+        got: bool,
+        out: &mut Vec<Record>,
+    ) -> Result<bool> {
+        match msg.error() {
+            None => {
+                let Ok(offset) = u64::try_from(msg.offset()) else {
+                    return Ok(false);
+                };
+                reader.at_eof = false;
+                if offset >= from {
+                    reader.next = offset + 1;
+                    out.push(Record {
+                        offset,
+                        timestamp: msg.timestamp().unwrap_or(0),
+                        key: msg.key().map(<[u8]>::to_vec),
+                        value: msg.payload().map(<[u8]>::to_vec),
+                    });
+                }
+                Ok(false)
+            }
+            Some(RDKafkaErrorCode::PartitionEOF) => {
+                // An end reported before this process appended more (the
+                // event waited in the queue) is stale. The end's offset is
+                // where the consumer fetches next: past the transaction
+                // markers no record stands for.
+                let position = u64::try_from(msg.offset()).unwrap_or(0).max(reader.next);
+                if !got && self.known_end(topic, partition) > position {
+                    return Ok(false);
+                }
+                if !got {
+                    // Past markers: read on from there.
+                    reader.next = position;
+                }
+                reader.at_eof = true;
+                Ok(true)
+            }
+            Some(code) => {
+                // Only a topic or partition that is really gone fails the
+                // read; anything else (a broker away) is retried by
+                // librdkafka while the caller reads again.
+                if is_unknown_topic(code) {
+                    if let Err(gone) = self.check_partition(topic, partition) {
+                        if !matches!(
+                            gone,
+                            StorageError::Internal(_) | StorageError::Unavailable(_)
+                        ) {
+                            return Err(gone);
+                        }
+                    }
+                }
+                warn!(topic, partition, error = %msg.error_text(), "kafka consumer error");
+                Ok(got)
+            }
+        }
     }
 }
 

@@ -310,13 +310,6 @@ impl Pipeline {
     /// projection of the leading `width` columns. Such a query's output
     /// records may be its input's records as they were read ([`Change::raw`]).
     pub fn passes_rows_through(&self, width: usize) -> bool {
-        let leading = |p: &project::Project| {
-            p.exprs.len() == width
-                && p.exprs
-                    .iter()
-                    .enumerate()
-                    .all(|(i, e)| matches!(e, crate::expr::Expr::Column(c) if *c == i))
-        };
         self.joins.is_empty()
             && self.inputs.len() == 1
             && self
@@ -326,7 +319,7 @@ impl Pipeline {
                 .chain(&self.operators)
                 .all(|op| match op {
                     Operator::Filter(_) => true,
-                    Operator::Project(p) => leading(p),
+                    Operator::Project(p) => p.exprs.len() == width && p.is_leading_columns(),
                     Operator::Upsert(_) | Operator::Aggregate(_) => false,
                 })
     }

@@ -17,10 +17,7 @@ impl Project {
         metrics: &mut Metrics,
     ) {
         let width = self.exprs.len();
-        // The leading input columns in order (`SELECT *`): each input row,
-        // cut to length, is its output row.
-        let leading = |(i, e): (usize, &Expr)| matches!(e, Expr::Column(c) if *c == i);
-        if self.exprs.iter().enumerate().all(leading) {
+        if self.is_leading_columns() {
             out.extend(input.drain(..).map(|mut c| {
                 c.row.truncate(width);
                 c
@@ -48,6 +45,15 @@ impl Project {
             }
             out.push(Change::new(row, c.time, c.diff));
         }
+    }
+
+    /// Whether it selects the leading input columns in order (`SELECT *`):
+    /// each input row, cut to length, is its output row.
+    pub fn is_leading_columns(&self) -> bool {
+        self.exprs
+            .iter()
+            .enumerate()
+            .all(|(i, e)| matches!(e, Expr::Column(c) if *c == i))
     }
 
     /// Per expression: whether it is a bare column that no other
